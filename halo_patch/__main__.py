@@ -1,0 +1,3 @@
+from halo_patch.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""The `halo-patch` command line: a thin Typer layer over halo_patch.commands.
+
+One error boundary: HaloPatchError becomes one red line on stderr and its exit code (2).
+Command modules are imported inside each command so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from halo_patch import __version__
+
+app = typer.Typer(
+    name="halo-patch",
+    help="Add the HaloAttention layer to an Ultralytics YOLO11 code base, exactly and reversibly.",
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+TargetOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--target",
+        "-t",
+        help="Ultralytics git clone root, `ultralytics` package dir or site-packages dir. "
+        "Default: the ultralytics this Python would import.",
+        show_default=False,
+    ),
+]
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
+    """Call a command; map the project's errors to one line on stderr and exit code 2."""
+    from halo_patch.errors import HaloPatchError
+
+    console = _console()
+    if quiet:
+        console.quiet = True
+    try:
+        code = func(*args, console)
+    except HaloPatchError as exc:
+        _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"halo-patch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Add the HaloAttention layer (HaloNet, CVPR 2021) to Ultralytics YOLO11, and take it out again.
+
+    Exit codes: 0 ok, 1 check failed / would change, 2 error (nothing changed on disk).
+    """
+
+
+@app.command()
+def apply(
+    target: TargetOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "--diff", help="Print a unified diff; write nothing.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 0 if applied, 1 if apply would change files.")] = False,
+) -> None:
+    """Add HaloAttention: module file, tasks.py import + parse_model branch, yolo11-HaloAttention.yaml."""
+    from halo_patch.commands import apply as cmd
+
+    _run(cmd.run, target, dry_run, check)
+
+
+@app.command()
+def revert(
+    target: TargetOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Restore originals even where files changed since apply.")] = False,
+) -> None:
+    """Take HaloAttention out again: every byte back as it was before apply."""
+    from halo_patch.commands import revert as cmd
+
+    _run(cmd.run, target, force)
+
+
+@app.command()
+def status(target: TargetOption = None) -> None:
+    """Show each change (applied / absent / drifted). Exit 0 when fully applied, 1 otherwise."""
+    from halo_patch.commands import status as cmd
+
+    _run(cmd.run, target)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""`halo-patch apply`: plan, then commit the plan as one transaction with a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from halo_patch import __version__, journal, report
+from halo_patch.journal import Manifest, ManifestEntry
+from halo_patch.plan import Plan, plan_apply
+from halo_patch.target import find_target, require_writable
+
+
+def run(target_path: Path | None, dry_run: bool, check: bool, console: Console) -> int:
+    target = find_target(target_path)
+    report.print_target(console, target)
+    plan = plan_apply(target)
+    if plan.empty:
+        console.print("HaloAttention is already applied; nothing to change.")
+        return 0
+    if dry_run:
+        for change in plan.changes:
+            report.print_diff(console, target.relative(change.path), change.before, change.after)
+    if check or dry_run:
+        for change in plan.changes:
+            verb = "would create" if change.before is None else "would modify"
+            console.print(f"  {verb} {target.relative(change.path)} ({change.what})", highlight=False)
+        return 1 if check else 0
+    require_writable(target)
+    commit(plan)
+    t = report.table(f"Applied HaloAttention to {target.package_dir}", ["change", "file", "lines"])
+    for change in plan.changes:
+        action = "created" if change.before is None else "modified"
+        t.add_row(f"{change.what} ({action})", target.relative(change.path), report.line_counts(change.before, change.after))
+    console.print(t)
+    console.print("Build it with [bold]YOLO('yolo11n-HaloAttention.yaml')[/] (scales n/s/m/l/x); check it with `halo-patch verify`.")
+    return 0
+
+
+def commit(plan: Plan) -> Manifest:
+    """Write every change and the manifest, or nothing: backups first, then files, then the manifest."""
+    target = plan.target
+    old = journal.load_manifest(target)
+    entries = {e.path: e for e in old.files} if old else {}
+    created_dirs = list(old.created_dirs) if old else []
+    with journal.transaction(target) as tx:
+        for change in plan.changes:
+            rel = target.relative(change.path)
+            first = entries.get(rel)
+            if change.before is not None and (first is None or first.action == "modified"):
+                # A file apply already created stays "created"; otherwise keep its pre-apply copy.
+                journal.store_backup(tx, target, "before", rel, change.before)
+            missing_dirs = [target.relative(p) for p in [change.path.parent, *change.path.parent.parents] if not p.exists()]
+            created_dirs.extend(d for d in reversed(missing_dirs) if d not in created_dirs)
+            tx.write(change.path, change.after)
+            journal.store_backup(tx, target, "after", rel, change.after)
+            action = first.action if first and first.action == "created" else ("created" if change.before is None else "modified")
+            entries[rel] = ManifestEntry(rel, action, journal.sha256(change.before) if action == "modified" else None, journal.sha256(change.after))
+        manifest = Manifest(__version__, target.version, str(target.package_dir), tuple(created_dirs), tuple(entries.values()))
+        journal.write_manifest(tx, target, manifest)
+    return manifest

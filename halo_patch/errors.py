@@ -1,0 +1,25 @@
+"""The one error family of halo-patch. Only the CLI turns these into exit codes."""
+
+from __future__ import annotations
+
+
+class HaloPatchError(Exception):
+    """A user-facing failure: the message is one line that says what is wrong and what to do."""
+
+    exit_code = 2
+
+
+class TargetError(HaloPatchError):
+    """The target is missing, is not an Ultralytics tree, or cannot be written."""
+
+
+class AnchorError(HaloPatchError):
+    """A structure that apply edits (parse_model, the `m in ...` chain, yolo11.yaml) is missing."""
+
+
+class DriftError(HaloPatchError):
+    """A file changed since apply; revert refuses without --force."""
+
+
+class LockedError(HaloPatchError):
+    """Another halo-patch run holds the lock on this target."""

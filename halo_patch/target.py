@@ -1,0 +1,112 @@
+"""Find the Ultralytics tree to patch, without importing it."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from halo_patch.errors import TargetError
+
+PACKAGE = "ultralytics"
+STATE_DIR_NAME = ".halo-patch"
+
+
+@dataclass(frozen=True)
+class UltralyticsTarget:
+    """One copy of the `ultralytics` package and the folder that holds it."""
+
+    package_dir: Path  # .../ultralytics, the importable package
+    kind: str  # "clone", "editable install", "site-packages" or "directory"
+    version: str  # __version__ read as text from ultralytics/__init__.py
+
+    @property
+    def root(self) -> Path:
+        """The folder holding the package: the clone root or site-packages."""
+        return self.package_dir.parent
+
+    @property
+    def tasks_py(self) -> Path:
+        return self.package_dir / "nn" / "tasks.py"
+
+    @property
+    def addmodules_dir(self) -> Path:
+        return self.package_dir / "nn" / "Addmodules"
+
+    @property
+    def models11_dir(self) -> Path:
+        return self.package_dir / "cfg" / "models" / "11"
+
+    @property
+    def state_dir(self) -> Path:
+        """Manifest and backups: beside the package, never inside its globbed tree."""
+        return self.root / STATE_DIR_NAME
+
+    @property
+    def writable(self) -> bool:
+        dirs = [self.root, self.package_dir / "nn", self.models11_dir]
+        return all(os.access(d, os.W_OK) for d in dirs if d.exists()) and os.access(self.tasks_py, os.W_OK)
+
+    def relative(self, path: Path) -> str:
+        """A path as shown to users and stored in the manifest: relative to the root."""
+        return path.relative_to(self.root).as_posix()
+
+
+def find_target(path: Path | None) -> UltralyticsTarget:
+    """The tree at `path` (clone root, package dir or site-packages), or the one Python would import."""
+    package_dir = _package_dir_at(path) if path is not None else _package_dir_on_sys_path()
+    return UltralyticsTarget(package_dir=package_dir, kind=_kind_of(package_dir), version=read_version(package_dir))
+
+
+def require_writable(target: UltralyticsTarget) -> None:
+    if not target.writable:
+        raise TargetError(f"{target.package_dir}: not writable by this user; run with permission to write there")
+
+
+def read_version(package_dir: Path) -> str:
+    """`__version__` from ultralytics/__init__.py, parsed as text (the package is never imported)."""
+    init = package_dir / "__init__.py"
+    try:
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+        raise TargetError(f"{init}: cannot read the Ultralytics version ({exc.__class__.__name__})") from None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+    raise TargetError(f"{init}: no __version__ = \"...\" line; expected an Ultralytics package")
+
+
+def _package_dir_at(path: Path) -> Path:
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise TargetError(f"{path}: no such directory; expected an Ultralytics clone, package or site-packages dir")
+    if not path.is_dir():
+        raise TargetError(f"{path}: not a directory; expected an Ultralytics clone, package or site-packages dir")
+    for candidate in (path / PACKAGE, path):
+        if (candidate / "nn" / "tasks.py").is_file() and (candidate / "__init__.py").is_file():
+            return candidate
+    raise TargetError(
+        f"{path}: not an Ultralytics tree; expected {path / PACKAGE / 'nn' / 'tasks.py'} or {path / 'nn' / 'tasks.py'}"
+    )
+
+
+def _package_dir_on_sys_path() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)  # locates the package; does not run its __init__
+    if spec is None or not spec.origin or not spec.origin.endswith("__init__.py"):
+        raise TargetError("ultralytics is not importable from this Python; pass --target PATH or pip install ultralytics")
+    return _package_dir_at(Path(spec.origin).parent)
+
+
+def _kind_of(package_dir: Path) -> str:
+    root = package_dir.parent
+    is_project = (root / ".git").exists() or (root / "pyproject.toml").is_file() or (root / "setup.py").is_file()
+    if is_project:
+        spec = importlib.util.find_spec(PACKAGE)
+        imported_here = spec is not None and spec.origin and Path(spec.origin).resolve().parent == package_dir
+        return "editable install" if imported_here else "clone"
+    if any(root.glob(f"{PACKAGE}-*.dist-info")) or root.name in {"site-packages", "dist-packages"}:
+        return "site-packages"
+    return "directory"
