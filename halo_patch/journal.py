@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -177,7 +176,3 @@ def store_backup(tx: Transaction, target: UltralyticsTarget, kind: str, rel: str
 def remove_state(tx: Transaction, target: UltralyticsTarget) -> None:
     if target.state_dir.exists():
         tx.delete(target.state_dir)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

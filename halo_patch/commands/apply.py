@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from halo_patch import __version__, journal, report
+from halo_patch.errors import HaloPatchError
 from halo_patch.journal import Manifest, ManifestEntry
 from halo_patch.plan import Plan, plan_apply
 from halo_patch.target import find_target, require_writable
@@ -39,7 +40,14 @@ def run(target_path: Path | None, dry_run: bool, check: bool, console: Console) 
 
 
 def commit(plan: Plan) -> Manifest:
-    """Write every change and the manifest, or nothing: backups first, then files, then the manifest."""
+    """Write every change and the manifest, or nothing: a failed write rolls back what was written."""
+    try:
+        return _commit(plan)
+    except OSError as exc:
+        raise HaloPatchError(f"{exc.filename}: {exc.strerror}; rolled back, nothing changed") from None
+
+
+def _commit(plan: Plan) -> Manifest:
     target = plan.target
     old = journal.load_manifest(target)
     entries = {e.path: e for e in old.files} if old else {}

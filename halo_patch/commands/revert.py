@@ -42,7 +42,10 @@ def run(target_path: Path | None, force: bool, console: Console) -> int:
             report.print_diff(console, d.entry.path, d.applied, d.current)
         names = ", ".join(d.entry.path for d in drifts)
         raise DriftError(f"{names}: changed since apply (diff above); re-run with --force to restore the originals anyway")
-    restore(target, manifest)
+    try:
+        restore(target, manifest)
+    except OSError as exc:
+        raise HaloPatchError(f"{exc.filename}: {exc.strerror}; rolled back, nothing changed") from None
     t = report.table(f"Reverted HaloAttention from {target.package_dir}", ["file", "action"])
     for e in manifest.files:
         t.add_row(e.path, "restored" if e.action == "modified" else "deleted")

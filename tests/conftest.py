@@ -1,0 +1,102 @@
+"""Real Ultralytics trees for the tests: releases from PyPI (cached) and the installed copy."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+# Releases that cover every shape the patch meets (see shared notes / README "Tested releases").
+RELEASES = {
+    "8.3.0": "first YOLO11 release, set-literal chain",
+    "8.3.40": "set-literal chain",
+    "8.3.70": "frozenset `base_modules` chain",
+    "8.3.100": "adds YOLO12",
+    "8.4.0": "adds YOLO26",
+    "8.4.70": "restricted-loading guard first in the loop",
+    "8.4.110": "`from __future__ import annotations` at the top",
+    "8.4.150": "`if m is SPPF and ...` after the chain",
+    "8.4.190": "newest at the time of writing",
+}
+
+CACHE = Path(os.environ.get("HALO_PATCH_TEST_CACHE", Path.home() / ".cache" / "halo-patch-tests"))
+
+
+def installed_package_dir() -> Path:
+    spec = importlib.util.find_spec("ultralytics")
+    assert spec is not None and spec.origin, "ultralytics must be installed for the tests"
+    return Path(spec.origin).parent
+
+
+def fetch_wheel(version: str) -> Path:
+    """`pip download --no-deps ultralytics==X`, cached between runs."""
+    wheel = CACHE / f"ultralytics-{version}-py3-none-any.whl"
+    if not wheel.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", f"ultralytics=={version}", "-d", str(CACHE)],
+            check=True,
+        )
+    return wheel
+
+
+def make_clone(version: str, dest: Path) -> Path:
+    """A tree laid out like a git clone: pyproject.toml, tests/, ultralytics/, under git."""
+    dest.mkdir(parents=True)
+    with zipfile.ZipFile(fetch_wheel(version)) as zf:
+        zf.extractall(dest, [n for n in zf.namelist() if ".dist-info/" not in n])
+    (dest / "pyproject.toml").write_text(f'[project]\nname = "ultralytics"\nversion = "{version}"\n')
+    subprocess.run(["git", "init", "-q", str(dest)], check=True)
+    return dest
+
+
+def make_site_packages(version: str, dest: Path) -> Path:
+    """A tree laid out like site-packages: ultralytics/ beside its dist-info; returns the package dir."""
+    dest.mkdir(parents=True)
+    with zipfile.ZipFile(fetch_wheel(version)) as zf:
+        zf.extractall(dest, [n for n in zf.namelist() if n.startswith("ultralytics/") or ".dist-info/" in n])
+    return dest / "ultralytics"
+
+
+def copy_installed(dest: Path) -> Path:
+    """The installed ultralytics package copied into dest (never the environment's own copy)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(installed_package_dir(), dest / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest / "ultralytics"
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file under root (plus every directory, as an empty marker)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        out[rel] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "halo_patch", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def patched_installed(tmp_path_factory) -> Path:
+    """A copy of the installed Ultralytics with HaloAttention applied; returns its package dir."""
+    root = tmp_path_factory.mktemp("patched_installed", numbered=False)
+    package = copy_installed(root)
+    result = run_cli("apply", "--target", str(root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return package
