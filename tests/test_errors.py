@@ -1,0 +1,187 @@
+"""Bad input: one clear line naming the file and what was expected, exit 2, nothing changed on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import pytest
+from cli_helpers import cli
+from conftest import copy_installed, tree_hashes
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of the installed Ultralytics; returns the folder that holds the package."""
+    copy_installed(tmp_path / "tree")
+    return tmp_path / "tree"
+
+
+def assert_error(result, *fragments: str) -> None:
+    assert result.code == 2
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1, result.err
+    assert "Traceback" not in result.err + result.out
+    for fragment in fragments:
+        assert fragment in result.err, result.err
+
+
+@pytest.mark.parametrize("verb", ["apply", "revert", "status"])
+def test_missing_target(verb: str, tmp_path: Path) -> None:
+    assert_error(cli(verb, "--target", str(tmp_path / "nope")), f"{tmp_path / 'nope'}: no such directory")
+
+
+@pytest.mark.parametrize("verb", ["apply", "revert", "status"])
+def test_not_an_ultralytics_tree(verb: str, tmp_path: Path) -> None:
+    (tmp_path / "readme.txt").write_text("hello")
+    before = tree_hashes(tmp_path)
+    result = cli(verb, "--target", str(tmp_path))
+    assert_error(result, f"{tmp_path}: not an Ultralytics tree; expected {tmp_path}/ultralytics/nn/tasks.py")
+    assert tree_hashes(tmp_path) == before
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("nn/tasks.py", "def parse_model(", "def parse_model_renamed("), "no module-level `def parse_model(d, ch, verbose=True)`"),
+        (("nn/tasks.py", "        if m in base_modules:", "        if m not in base_modules:"), "expected one `if m in ...:` chain in parse_model's loop, found 0"),
+        (("nn/tasks.py", "        else:\n            c2 = ch[f]\n", "        elif m is None:\n            c2 = ch[f]\n"), "has no final `else:`"),
+        (("nn/tasks.py", "from ultralytics.nn.modules import (", "from ultralytics.nn.modules.block import ("), "no top-level `from ultralytics.nn.modules import (...)`"),
+        (("nn/tasks.py", "def parse_model(", "def parse_model(:"), "not valid Python"),
+        (("cfg/models/11/yolo11.yaml", "backbone:", "spine:"), "no `backbone:` and `head:` lists"),
+    ],
+    ids=["no-parse-model", "no-chain", "no-final-else", "no-modules-import", "syntax-error", "bad-yaml"],
+)
+def test_missing_anchor_names_it_and_the_version(tree: Path, edit, message: str) -> None:
+    rel, old, new = edit
+    _edit(tree / "ultralytics" / rel, old, new)
+    before = tree_hashes(tree)
+    result = cli("apply", "--target", str(tree))
+    assert_error(result, str(tree / "ultralytics" / rel), "(Ultralytics 8.", message)
+    assert tree_hashes(tree) == before
+
+
+def test_missing_yolo11_yaml(tree: Path) -> None:
+    (tree / "ultralytics/cfg/models/11/yolo11.yaml").unlink()
+    before = tree_hashes(tree)
+    assert_error(cli("apply", "--target", str(tree)), "yolo11.yaml (Ultralytics 8.", "missing; expected Ultralytics' YOLO11 model yaml")
+    assert tree_hashes(tree) == before
+
+
+def test_failed_write_rolls_back_everything(tree: Path) -> None:
+    """The last file cannot be written (a directory stands in its place): nothing else stays changed."""
+    (tree / "ultralytics/cfg/models/11/yolo11-HaloAttention.yaml").mkdir()
+    before = tree_hashes(tree)
+    result = cli("apply", "--target", str(tree))
+    assert_error(result, "yolo11-HaloAttention.yaml", "rolled back, nothing changed")
+    assert tree_hashes(tree) == before
+
+
+def test_lock_stops_a_second_run(tree: Path) -> None:
+    from filelock import FileLock
+
+    key = hashlib.sha1(str(tree / "ultralytics").encode()).hexdigest()[:16]
+    before = tree_hashes(tree)
+    with FileLock(Path(tempfile.gettempdir()) / f"halo-patch-{key}.lock"):
+        assert_error(cli("apply", "--target", str(tree)), "another halo-patch run is changing this tree")
+    assert tree_hashes(tree) == before
+
+
+def test_dry_run_prints_a_diff_and_writes_nothing(tree: Path) -> None:
+    before = tree_hashes(tree)
+    result = cli("apply", "--target", str(tree), "--dry-run")
+    assert result.code == 0
+    assert "+++ b/ultralytics/nn/tasks.py" in result.out and "+        elif m is HaloAttention:" in result.out
+    assert "--- /dev/null" in result.out and "+++ b/ultralytics/cfg/models/11/yolo11-HaloAttention.yaml" in result.out
+    assert tree_hashes(tree) == before
+
+
+def test_revert_refuses_drift_with_a_diff_then_force_restores(tree: Path) -> None:
+    pristine = tree_hashes(tree)
+    assert cli("apply", "--target", str(tree)).code == 0
+    tasks = tree / "ultralytics/nn/tasks.py"
+    tasks.write_text(tasks.read_text(encoding="utf-8") + "# my own edit\n", encoding="utf-8")
+    drifted = tree_hashes(tree)
+
+    status = cli("status", "--target", str(tree))
+    assert status.code == 1 and "drifted" in status.out and "file changed since apply" in status.out
+    refused = cli("revert", "--target", str(tree))
+    assert_error(refused, "ultralytics/nn/tasks.py: changed since apply", "--force")
+    assert "+# my own edit" in refused.out
+    assert tree_hashes(tree) == drifted
+
+    assert cli("revert", "--target", str(tree), "--force").code == 0
+    assert tree_hashes(tree) == pristine
+
+
+def test_existing_addmodules_package_is_kept(tree: Path) -> None:
+    """People add other blog modules to Addmodules: apply adds one line, revert takes only that out."""
+    pkg = tree / "ultralytics/nn/Addmodules"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .CBAM import CBAM\n")
+    (pkg / "CBAM.py").write_text("class CBAM:\n    pass\n")
+    pristine = tree_hashes(tree)
+    assert cli("apply", "--target", str(tree)).code == 0
+    assert (pkg / "__init__.py").read_text() == "from .CBAM import CBAM\nfrom .halo_attention import HaloAttention\n"
+    assert (pkg / "CBAM.py").is_file()
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine
+
+
+def test_half_applied_tree_is_reported_and_completed(tree: Path) -> None:
+    """`pip install --force-reinstall ultralytics` puts tasks.py back but leaves the added files."""
+    tasks = tree / "ultralytics/nn/tasks.py"
+    original = tasks.read_bytes()
+    pristine = tree_hashes(tree)
+    assert cli("apply", "--target", str(tree)).code == 0
+    tasks.write_bytes(original)
+
+    status = cli("status", "--target", str(tree))
+    assert status.code == 1 and "partially applied" in status.out
+    assert [l.split("│")[1].strip() for l in status.out.splitlines() if "absent" in l] == ["tasks.py import", "parse_model branch"]
+    assert cli("apply", "--target", str(tree), "--check").code == 1
+    assert cli("apply", "--target", str(tree)).code == 0
+    assert cli("status", "--target", str(tree)).code == 0
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine
+
+
+def test_read_only_tree(tmp_path_factory) -> None:
+    """A tree this user cannot write: refused before any write. Root can write anywhere, so as root
+    the CLI runs as user `nobody` (setpriv); otherwise the copy is made read-only."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(tempfile.mkdtemp(prefix="halo_ro_"))
+    try:
+        copy_installed(root)
+        before = tree_hashes(root)
+        if os.geteuid() == 0:
+            root.chmod(0o755)
+            for p in root.rglob("*"):
+                p.chmod(0o755 if p.is_dir() else 0o644)
+            prefix = [shutil.which("setpriv") or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        else:
+            for p in [root, *root.rglob("*")]:
+                p.chmod(0o555 if p.is_dir() else 0o444)
+            prefix = []
+        result = subprocess.run(
+            [*prefix, sys.executable, "-m", "halo_patch", "apply", "--target", str(root)],
+            capture_output=True, text=True, cwd="/", env={**os.environ, "COLUMNS": "200", "HOME": "/tmp"},
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr == f"error: {root}/ultralytics: not writable by this user; run with permission to write there\n"
+        assert "read-only" in result.stdout
+        assert tree_hashes(root) == before
+    finally:
+        for p in [root, *root.rglob("*")]:
+            p.chmod(0o755) if p.is_dir() else p.chmod(0o644)
+        shutil.rmtree(root)
