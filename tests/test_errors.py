@@ -185,3 +185,11 @@ def test_read_only_tree(tmp_path_factory) -> None:
         for p in [root, *root.rglob("*")]:
             p.chmod(0o755) if p.is_dir() else p.chmod(0o644)
         shutil.rmtree(root)
+
+
+def test_apply_warns_about_the_scale_regex_trap(tmp_path: Path) -> None:
+    tree = tmp_path / "yolo_v8s_project"
+    copy_installed(tree)
+    result = cli("apply", "--target", str(tree))
+    assert result.code == 0
+    assert f"warning: {tree}/ultralytics/cfg contains '8s'" in result.out.replace("\n", " ")

@@ -36,7 +36,23 @@ def run(target_path: Path | None, dry_run: bool, check: bool, console: Console) 
         t.add_row(f"{change.what} ({action})", target.relative(change.path), report.line_counts(change.before, change.after))
     console.print(t)
     console.print("Build it with [bold]YOLO('yolo11n-HaloAttention.yaml')[/] (scales n/s/m/l/x); check it with `halo-patch verify`.")
+    _warn_scale_trap(console, target)
     return 0
+
+
+def _warn_scale_trap(console: Console, target) -> None:
+    """Ultralytics reads the scale with `(\\d+)([nslmx])(.+)?$` on the whole yaml path: a folder named
+    like `v8s` or `2m` in the path makes `yolo11n-HaloAttention.yaml` resolve wrongly."""
+    import re
+
+    folder = str(target.models11_dir.parent.parent)
+    hit = re.search(r"\d+[nslmx]", folder)
+    if hit:
+        console.print(
+            f"[yellow]warning:[/] {folder} contains '{hit.group()}': Ultralytics' yaml loader drops the scale letter "
+            "after the first digit in the whole path, so YOLO('yolo11n-HaloAttention.yaml') will not find its file here: "
+            "move the tree to a path without a digit followed by n/s/m/l/x."
+        )
 
 
 def commit(plan: Plan) -> Manifest:
