@@ -117,6 +117,12 @@ def first_output(y):
     return y[0] if isinstance(y, (list, tuple)) else y
 
 
+def first_line(exc):
+    """`Type: first line of the message` of an exception."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def wh(shape):
     """`WxH` of an NCHW shape."""
     return f"{shape[-1]}x{shape[-2]}"
@@ -168,7 +174,8 @@ class Checks:
         if found != self.package_dir:
             raise CheckFailed(
                 f"{exe} imports ultralytics from {found} ({describe_copy(found)}), not from the patched target "
-                f"{self.package_dir}: models built there raise KeyError: 'HaloAttention'; patch that copy "
+                f"{self.package_dir}: training, DDP workers and exports started with this Python use that copy "
+                f"(KeyError: 'HaloAttention' where it is not patched); patch that copy "
                 f"(halo-patch apply --target {found}) or remove it from this environment",
                 {"imported": str(found), "python": exe},
             )
@@ -195,7 +202,7 @@ class Checks:
         try:
             self.device = select_device(self.config["device"], verbose=False)
         except Exception as exc:  # Ultralytics raises ValueError/AssertionError for devices it cannot use
-            raise CheckFailed(f"device {self.config['device']!r} is not usable here: {str(exc).strip().splitlines()[0]}")
+            raise CheckFailed(f"device {self.config['device']!r} is not usable here: {first_line(exc)}") from None
         device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type
         python = ".".join(map(str, sys.version_info[:3]))
         data = {
@@ -222,13 +229,8 @@ class Checks:
     # ------------------------------------------------ build: layer 9, channels, params, GFLOPs
 
     def step_build(self, scale):
+        import torch
         from ultralytics import YOLO
-
-        try:
-            import thop  # noqa: F401  Ultralytics reports 0 GFLOPs without it
-            have_thop = True
-        except ImportError:
-            have_thop = False
         from ultralytics.utils.torch_utils import get_flops
 
         halo = YOLO(f"yolo11{scale}-HaloAttention.yaml", task="detect")
@@ -238,11 +240,8 @@ class Checks:
         if len(net.model) != len(ref.model) + 1:
             raise CheckFailed(f"{len(net.model)} layers; expected {len(ref.model) + 1} (yolo11{scale} has {len(ref.model)})")
         hook = ShapeHook(layer)
-        net.eval()
-        import torch
-
-        with torch.no_grad():
-            net(torch.zeros(1, 3, 64, 64))
+        with torch.no_grad():  # 256 px: the stride probe the build itself has just run
+            net.eval()(torch.zeros(1, 3, 256, 256))
         hook.remove()
         c_in, c_out = hook.calls[0][0][1], hook.calls[0][1][1]
         expected = EXPECTED_CHANNELS[scale]
@@ -262,9 +261,10 @@ class Checks:
             "plain_gflops": round(plain_gflops, 3),
             "gflops_imgsz": FLOPS_IMGSZ,
         }
+        have_thop = importlib.util.find_spec("thop") is not None  # without it Ultralytics reports 0 GFLOPs
         if have_thop and gflops == 0:  # get_flops swallows every exception and returns 0
             raise CheckFailed("GFLOPs profiled as 0: the model fails on Ultralytics' 32 px profiling image", data)
-        flops = f"{gflops:.1f} GFLOPs (yolo11{scale} {plain_gflops:.1f})" if have_thop else "GFLOPs not measured: thop not installed"
+        flops = f"{gflops:.2f} GFLOPs (yolo11{scale} {plain_gflops:.2f})" if have_thop else "GFLOPs not measured: thop not installed"
         self.models[scale] = halo
         detail = (
             f"layer {HALO_INDEX} HaloAttention {c_in} ch; {params / 1e6:.2f}M params (yolo11{scale} "
@@ -288,7 +288,7 @@ class Checks:
                 with torch.no_grad():
                     y = first_output(net(torch.rand(1, 3, h, w, device=self.device)))
             except Exception as exc:
-                raise CheckFailed(f"{w}x{h}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
+                raise CheckFailed(f"{w}x{h}: {first_line(exc)}") from exc
             finally:
                 hook.remove()
             anchors = sum(math.ceil(h / s) * math.ceil(w / s) for s in strides)
@@ -556,17 +556,17 @@ def main(argv):
         needed = None if needed is None else needed if needed == "import" else f"{needed}:{scale}"
         try:
             if needed is not None and needed not in passed:
-                raise Skipped(f"needs {needed.replace(':', ' ')}")
+                data = {"needs": needed}
+                raise Skipped("needs " + needed)
             detail, data = checks.run(step)
         except CheckFailed as exc:
             result, detail, data = "failed", str(exc), exc.data
-            error = traceback.format_exc() if exc.__cause__ is not None else None
+            cause = exc.__cause__  # the error inside the checked code, when there was one
+            error = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__)) if cause else None
         except Skipped as exc:
-            result, detail = "skipped", str(exc)
+            result, detail, data = "skipped", str(exc), data
         except Exception as exc:  # an error inside the checked code is a failed check, shown with its traceback
-            result, error = "failed", traceback.format_exc()
-            lines = str(exc).strip().splitlines()
-            detail = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+            result, detail, error = "failed", first_line(exc), traceback.format_exc()
         seconds = round(time.perf_counter() - start, 3)
         if result == "passed":
             passed.add(step)

@@ -1,0 +1,454 @@
+"""`halo-patch verify`: prove, in the target's own interpreter, that the patched Ultralytics works.
+
+The patch status is read here, without torch. Everything that needs torch and Ultralytics runs in a
+subprocess of the Python that owns the target: halo_patch/verify_checks.py, copied into a temp dir,
+reports each step as one JSON line. The temp dir is the subprocess's cwd, Ultralytics config dir,
+dataset and runs dir; it is removed at the end, so verify writes nothing into the target.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generator, Iterable, Iterator, Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from halo_patch import __version__, report
+from halo_patch.errors import HaloPatchError
+from halo_patch.status import check_status
+from halo_patch.target import UltralyticsTarget, find_target
+
+SCALES = "nsmlx"
+EXPORT_FORMATS = ("onnx",)
+CHECKS_SCRIPT = Path(__file__).resolve().parent.parent / "verify_checks.py"
+# Ultralytics maps `yolo11n.yaml` to `yolo11.yaml` with re.sub(r"(\d+)([nslmx])(.+)?$", ...) on the whole
+# path, so a temp dir whose name holds a digit followed by a scale letter breaks the scale lookup.
+SCALE_TRAP = re.compile(r"\d[nslmx]")
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+TRACEBACK_LINES = 24  # of a failed step's traceback, printed under the table
+_STYLE = {PASSED: "green", FAILED: "red", SKIPPED: "yellow"}
+
+
+@dataclass(frozen=True)
+class Options:
+    scales: tuple[str, ...]
+    device: str
+    imgsz: int
+    train: bool
+    export: Optional[str]
+
+
+@dataclass
+class Step:
+    """One line of the final table; filled in as the checks report."""
+
+    id: str  # "kind" or "kind:scale", as the checks script knows it
+    label: str  # as users see it: "build n"
+    result: str = SKIPPED
+    seconds: float = 0.0
+    detail: str = "not run"
+    data: dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None  # a traceback, or the end of the subprocess's log
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The Python that owns the target, and what goes first on its PYTHONPATH."""
+
+    python: str
+    pythonpath: Optional[Path]
+    reason: str
+    note: Optional[str] = None  # what users must know to get the same import outside verify
+
+
+# ---------------------------------------------------------------- options and plan
+
+
+def parse_options(scale: str, device: str, imgsz: int, train: bool, export: Optional[str]) -> Options:
+    """Validated options; bad input is a HaloPatchError (exit 2) before anything runs."""
+    scales: list[str] = []
+    for letter in (s.strip().lower() for s in scale.split(",")):
+        if len(letter) != 1 or letter not in SCALES:
+            raise HaloPatchError(f"--scale {scale!r}: unknown scale {letter!r}; expected letters from n, s, m, l, x separated by commas")
+        if letter not in scales:
+            scales.append(letter)
+    if imgsz < 32 or imgsz % 32:
+        raise HaloPatchError(f"--imgsz {imgsz}: expected a positive multiple of 32 (the model's largest stride)")
+    fmt = export.strip().lower() if export is not None else None
+    if fmt is not None and fmt not in EXPORT_FORMATS:
+        raise HaloPatchError(f"--export {export!r}: unsupported format; expected one of: {', '.join(EXPORT_FORMATS)}")
+    if not device.strip():
+        raise HaloPatchError("--device '': expected cpu, cuda:0, 0, 0,1 or mps")
+    return Options(tuple(scales), device.strip(), imgsz, train, fmt)
+
+
+def plan_steps(options: Options) -> list[Step]:
+    """Every step in the order it runs: status here, the rest in the subprocess, per scale."""
+    steps = [Step("status", "patch status"), Step("import", "ultralytics import")]
+    for s in options.scales:
+        steps += [Step(f"build:{s}", f"build {s}"), Step(f"forward:{s}", f"forward {s}"), Step(f"train-step:{s}", f"train step {s}")]
+        if options.train:
+            steps += [Step(f"train:{s}", f"train {s}"), Step(f"predict:{s}", f"predict {s}"), Step(f"checkpoint:{s}", f"checkpoint {s}")]
+        if options.export:
+            steps += [Step(f"export:{s}", f"export {options.export} {s}"), Step(f"onnxruntime:{s}", f"onnxruntime {s}")]
+    return steps
+
+
+# ---------------------------------------------------------------- where the checks run
+
+
+def find_interpreter(target: UltralyticsTarget) -> Interpreter:
+    """The Python that imports this target in real use.
+
+    site-packages of this Python: this Python. site-packages of another environment
+    (<prefix>/lib/pythonX.Y/site-packages): <prefix>/bin/python, which imports what that environment
+    imports. Anything else (a clone, a copied package): this Python with the target's root first on
+    PYTHONPATH.
+    """
+    root = target.root.resolve()
+    if target.kind == "site-packages":
+        if root in _own_site_dirs():
+            return Interpreter(sys.executable, None, "this Python, whose site-packages holds the target")
+        python = _environment_python(root)
+        if python is not None:
+            return Interpreter(str(python), None, f"the Python of the environment that holds {root}")
+    return Interpreter(sys.executable, root, f"this Python with {root} first on PYTHONPATH", _path_note(target, root))
+
+
+def _path_note(target: UltralyticsTarget, root: Path) -> Optional[str]:
+    """Where this Python imports ultralytics from without verify's PYTHONPATH, when that is not the target."""
+    spec = importlib.util.find_spec("ultralytics")  # locates the package; does not run it
+    found = Path(spec.origin).resolve().parent if spec is not None and spec.origin else None
+    if found == target.package_dir.resolve():
+        return None
+    imports = f"imports ultralytics from {found}" if found else "cannot import ultralytics"
+    install = f" (or pip install -e {root})" if target.kind == "clone" else ""
+    return (
+        f"without PYTHONPATH={root}, this Python {imports}: start training with that PYTHONPATH{install}, "
+        "or your runs and DDP workers will not use the patched copy"
+    )
+
+
+def _own_site_dirs() -> set[Path]:
+    dirs = [*site.getsitepackages(), site.getusersitepackages()] if hasattr(site, "getsitepackages") else []
+    dirs += [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")]
+    return {Path(d).resolve() for d in dirs if d}
+
+
+def _environment_python(site_dir: Path) -> Optional[Path]:
+    """<prefix>/bin/python for <prefix>/lib/pythonX.Y/site-packages (Scripts/python.exe on Windows)."""
+    lib = site_dir.parent
+    candidates: list[Path] = []
+    if lib.name.startswith("python") and lib.parent.name in ("lib", "lib64"):
+        prefix = lib.parent.parent
+        candidates = [prefix / "bin" / name for name in ("python", "python3", lib.name)]
+    elif lib.name.lower() == "lib":
+        candidates = [lib.parent / "Scripts" / "python.exe", lib.parent / "python.exe"]
+    return next((p for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
+
+
+def check_temp_base() -> None:
+    base = tempfile.gettempdir()
+    if SCALE_TRAP.search(base):
+        raise HaloPatchError(
+            f"{base}: the temp dir path holds a digit followed by n/s/m/l/x, which Ultralytics reads as a "
+            "model scale; set TMPDIR to another directory"
+        )
+
+
+def make_workdir() -> Path:
+    """A fresh temp dir whose path Ultralytics cannot mistake for a model scale."""
+    check_temp_base()
+    base = tempfile.gettempdir()
+    for _ in range(100):
+        path = Path(tempfile.mkdtemp(prefix="halo_verify_"))
+        if not SCALE_TRAP.search(str(path)):
+            return path
+        path.rmdir()
+    raise HaloPatchError(f"{base}: could not make a temp dir without a digit+scale letter in its name")
+
+
+def child_env(interpreter: Interpreter, workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    # Ultralytics treats a set PYTEST_CURRENT_TEST as "running its own tests" and changes default paths.
+    env.pop("PYTEST_CURRENT_TEST", None)
+    if interpreter.pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(interpreter.pythonpath), env.get("PYTHONPATH", "")) if p)
+    config, tmp = workdir / "config", str(workdir / "tmp")
+    env.update(
+        YOLO_CONFIG_DIR=str(config),  # settings.json, fonts, DDP scripts: all inside the temp dir
+        MPLCONFIGDIR=str(config / "matplotlib"),
+        XDG_CACHE_HOME=str(workdir / "cache"),  # onnxruntime writes ~/.cache/Microsoft/... otherwise
+        TMPDIR=tmp,  # temp files of torch, onnx and Ultralytics go away with the temp dir too
+        TEMP=tmp,
+        TMP=tmp,
+        YOLO_OFFLINE="1",  # verify needs no network: it makes its own data and never downloads weights
+        YOLO_AUTOINSTALL="false",  # never pip-install into the user's environment
+        PYTHONDONTWRITEBYTECODE="1",  # no __pycache__ inside the target
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def run_checks(
+    target: UltralyticsTarget, interpreter: Interpreter, options: Options, steps: list[Step], workdir: Path
+) -> Iterator[tuple[str, Step]]:
+    """Run the checks script; yield ("begin" | "end", step) as it reports. A crash fails the step it hit."""
+    by_id = {s.id: s for s in steps}
+    paths = {name: workdir / name for name in ("checks", "work", "data", "config", "tmp")}
+    for p in paths.values():
+        p.mkdir()
+    script = paths["checks"] / "halo_verify_checks.py"  # alone in its dir: sys.path[0] shadows nothing
+    shutil.copyfile(CHECKS_SCRIPT, script)
+    config = {
+        "package_dir": str(target.package_dir.resolve()),
+        "scales": list(options.scales),
+        "imgsz": options.imgsz,
+        "device": options.device,
+        "train": options.train,
+        "export": options.export,
+        "workdir": str(paths["work"]),
+        "datadir": str(paths["data"]),
+        "steps": [s.id for s in steps if s.id != "status"],
+    }
+    log_path = workdir / "checks.log"  # the subprocess's stderr: everything torch and Ultralytics print
+    with open(log_path, "wb") as log:
+        try:
+            proc = subprocess.Popen(
+                [interpreter.python, str(script), json.dumps(config)],
+                cwd=paths["work"],
+                env=child_env(interpreter, workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except OSError as exc:
+            step = by_id["import"]
+            step.result, step.detail = FAILED, f"cannot run {interpreter.python}: {exc.strerror or exc}"
+            yield "end", step
+            return
+        try:
+            unfinished = yield from _follow(proc.stdout, by_id)
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:  # Ctrl-C or an error here: never leave the checks running
+                proc.kill()
+                proc.wait()
+    if unfinished is not None:  # the process died: a segfault, the OOM killer, a Python too old to parse it
+        unfinished.result = FAILED
+        unfinished.detail = f"the checks process ({interpreter.python}) exited with code {code} during this step"
+        unfinished.error = _tail(log_path, 30)
+        yield "end", unfinished
+
+
+def _follow(lines: Iterable[str], by_id: dict[str, Step]) -> Generator[tuple[str, Step], None, Optional[Step]]:
+    """Apply the protocol lines to the steps; return the step the process was in if it never said done."""
+    current: Optional[Step] = None  # begun, not yet ended
+    ended: set[str] = set()
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        step = by_id.get(event.get("step", ""))
+        if event.get("event") == "done":
+            return None
+        if step is None:
+            continue
+        if event["event"] == "begin":
+            current = step
+            yield "begin", step
+        elif event["event"] == "end":
+            step.result, step.seconds = event["result"], event["seconds"]
+            step.detail, step.data, step.error = event["detail"], event.get("data") or {}, event.get("error")
+            if step.data.get("needs") in by_id:  # skipped after a failure: name the step as users see it
+                step.detail = f"needs {by_id[step.data['needs']].label}"
+            current = None
+            ended.add(step.id)
+            yield "end", step
+    return current or next((s for s in by_id.values() if s.id != "status" and s.id not in ended), None)
+
+
+def _tail(path: Path, lines: int) -> str:
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run(
+    target_path: Optional[Path],
+    scale: str,
+    device: str,
+    imgsz: int,
+    train: bool,
+    export: Optional[str],
+    json_path: Optional[Path],
+    quiet: bool,
+    console: Console,
+) -> int:
+    options = parse_options(scale, device, imgsz, train, export)
+    if json_path is not None and not json_path.parent.resolve().is_dir():
+        raise HaloPatchError(f"--json {json_path}: no such directory {json_path.parent.resolve()}")
+    check_temp_base()
+    target = find_target(target_path)
+    interpreter = find_interpreter(target)
+    steps = plan_steps(options)
+    if not quiet:
+        report.print_target(console, target)
+        console.print(f"Checks run in {interpreter.python} ({interpreter.reason}).", highlight=False)
+    start = time.perf_counter()
+    run_steps(target, interpreter, options, steps, console, quiet)
+    seconds = time.perf_counter() - start
+    failed = [s for s in steps if s.result == FAILED]
+    code = 1 if failed else 0
+    verdict = _verdict(target, steps, failed)
+    if not quiet:
+        print_table(console, target, steps, seconds)
+        print_tracebacks(console, failed)
+        if interpreter.note:
+            console.print(f"[yellow]note:[/] {interpreter.note}", highlight=False, soft_wrap=True)
+    console.print(verdict, highlight=False, soft_wrap=True)
+    if json_path is not None:
+        write_json(json_path, target, interpreter, options, steps, code, verdict, seconds)
+    return code
+
+
+def run_steps(
+    target: UltralyticsTarget, interpreter: Interpreter, options: Options, steps: list[Step], console: Console, quiet: bool
+) -> None:
+    """The status here, then, when the patch is complete, the rest in the subprocess; under a progress bar."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=quiet) as progress:
+        task = progress.add_task(steps[0].label, total=len(steps))
+        check_patch_status(target, steps[0])
+        progress.advance(task)
+        if steps[0].result != PASSED:
+            for step in steps[1:]:
+                step.detail = f"needs {steps[0].label}"
+            return
+        workdir = make_workdir()
+        try:
+            for event, step in run_checks(target, interpreter, options, steps, workdir):
+                if event == "begin":
+                    progress.update(task, description=step.label)
+                else:
+                    progress.advance(task)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_patch_status(target: UltralyticsTarget, step: Step) -> None:
+    """Step 1, here and without torch: every change present and as apply wrote it."""
+    start = time.perf_counter()
+    status = check_status(target)
+    step.seconds = round(time.perf_counter() - start, 3)
+    step.data = {"changes": [{"change": c.change, "path": c.path, "state": c.state, "detail": c.detail} for c in status.changes]}
+    if status.fully_applied:
+        step.result, step.detail = PASSED, f"all {len(status.changes)} changes applied, none drifted"
+    elif status.nothing_applied:
+        step.result, step.detail = FAILED, f"HaloAttention is not applied to {target.package_dir}; run halo-patch apply"
+    else:
+        missing = "; ".join(f"{c.change} {c.state} in {c.path}" + (f" ({c.detail})" if c.detail else "") for c in status.missing)
+        step.result = FAILED
+        step.detail = f"HaloAttention is only partly applied to {target.package_dir}: {missing}; run halo-patch apply"
+
+
+def _verdict(target: UltralyticsTarget, steps: list[Step], failed: list[Step]) -> str:
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more failed steps)" if len(failed) > 1 else ""
+        return f"[red]verify failed[/] at {first.label}: {first.detail}{more}"
+    skipped = [s for s in steps if s.result == SKIPPED]
+    note = f" ({', '.join(f'{s.label} skipped: {s.detail}' for s in skipped)})" if skipped else ""
+    env = next((s.data for s in steps if s.id == "import"), {})
+    where = f" with python {env.get('python_version')}, torch {env.get('torch')} on {env.get('device_name')}" if env else ""
+    return f"[green]verify passed[/]: HaloAttention works in Ultralytics {target.version} at {target.package_dir}{where}{note}"
+
+
+def print_tracebacks(console: Console, failed: list[Step]) -> None:
+    for step in failed:
+        if step.error:
+            lines = step.error.rstrip().splitlines()
+            shown = lines[-TRACEBACK_LINES:]
+            cut = f" (last {len(shown)} of {len(lines)} lines; --json keeps all)" if len(shown) < len(lines) else ""
+            console.print(f"[bold]{step.label}[/]{cut}:", highlight=False)
+            console.print("\n".join(shown), markup=False, highlight=False, soft_wrap=True)
+
+
+def print_table(console: Console, target: UltralyticsTarget, steps: list[Step], seconds: float) -> None:
+    t = report.table(f"halo-patch verify: {target.package_dir} ({seconds:.1f} s)", ["step", "result", "time", "detail"])
+    t.columns[0].no_wrap = True
+    t.columns[-1].overflow = "fold"  # paths in full, never cut with an ellipsis
+    for s in steps:
+        t.add_row(s.label, f"[{_STYLE[s.result]}]{s.result}[/]", f"{s.seconds:.1f} s" if s.seconds else "", s.detail)
+    console.print(t)
+
+
+def write_json(
+    path: Path,
+    target: UltralyticsTarget,
+    interpreter: Interpreter,
+    options: Options,
+    steps: list[Step],
+    code: int,
+    verdict: str,
+    seconds: float,
+) -> None:
+    env = next((s.data for s in steps if s.id == "import" and s.result == PASSED), None)
+    data = {
+        "halo_patch": __version__,
+        "passed": code == 0,
+        "exit_code": code,
+        "verdict": Text.from_markup(verdict).plain,
+        "seconds": round(seconds, 3),
+        "target": {"package_dir": str(target.package_dir), "kind": target.kind, "ultralytics": target.version},
+        "interpreter": {
+            "python": interpreter.python,
+            "pythonpath": None if interpreter.pythonpath is None else str(interpreter.pythonpath),
+            "reason": interpreter.reason,
+            "note": interpreter.note,
+        },
+        "environment": env,
+        "options": {
+            "scales": list(options.scales),
+            "device": options.device,
+            "imgsz": options.imgsz,
+            "train": options.train,
+            "export": options.export,
+        },
+        "steps": [
+            {
+                "id": s.id,
+                "step": s.label,
+                "scale": s.id.partition(":")[2] or None,
+                "result": s.result,
+                "seconds": s.seconds,
+                "detail": s.detail,
+                "data": s.data,
+                "error": s.error,
+            }
+            for s in steps
+        ],
+    }
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise HaloPatchError(f"{path}: cannot write the JSON report ({exc.strerror or exc})") from None
