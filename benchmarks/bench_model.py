@@ -47,14 +47,19 @@ def worker(repeat: int) -> None:
         model.args = get_cfg(DEFAULT_CFG)
         return model
 
-    def median_time(fn) -> float:
-        fn()  # warm-up
-        times = []
+    def interleaved_medians(fns: list, warmup: int = 2) -> list[float]:
+        """Median seconds of each fn, timed in rounds (one call of each per round) so that machine
+        load and allocator warm-up hit every model alike."""
+        for fn in fns:
+            for _ in range(warmup):
+                fn()
+        times: list[list[float]] = [[] for _ in fns]
         for _ in range(repeat):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+            for fn, bucket in zip(fns, times):
+                start = time.perf_counter()
+                fn()
+                bucket.append(time.perf_counter() - start)
+        return [statistics.median(t) for t in times]
 
     image = torch.rand(1, 3, 640, 640)
     batch = {
@@ -63,32 +68,37 @@ def worker(repeat: int) -> None:
         "cls": torch.randint(0, 80, (16, 1)).float(),
         "bboxes": torch.rand(16, 4) * 0.4 + 0.3,
     }
-    rows = []
-    for label, name, blog in [
+    variants = [
         ("YOLO11n", "yolo11n.yaml", False),
         ("YOLO11n-HaloAttention (halo-patch)", "yolo11n-HaloAttention.yaml", False),
         ("YOLO11n-HaloAttention (blog module)", "yolo11n-HaloAttention.yaml", True),
-    ]:
-        model = build(name, blog)
-        model.eval()
+    ]
+    models = [build(name, blog) for _, name, blog in variants]
 
-        def infer() -> None:
+    def infer(model):
+        def run() -> None:
+            model.eval()
             with torch.no_grad():
                 model(image)
+        return run
 
-        t_inf = median_time(infer)
-        model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    def train_step(model):
+        opt = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
 
-        def train_step() -> None:
+        def run() -> None:
+            model.train()
             opt.zero_grad()
             loss, _ = model.loss(batch)
             loss.sum().backward()
             opt.step()
+        return run
 
-        t_train = median_time(train_step)
-        params = sum(p.numel() for p in model.parameters())
-        rows.append({"model": label, "params": params, "infer_s": t_inf, "train_s": t_train})
+    t_inf = interleaved_medians([infer(m) for m in models])
+    t_train = interleaved_medians([train_step(m) for m in models], warmup=1)
+    rows = [
+        {"model": label, "params": sum(p.numel() for p in m.parameters()), "infer_s": ti, "train_s": tt}
+        for (label, _, _), m, ti, tt in zip(variants, models, t_inf, t_train)
+    ]
     print(json.dumps(rows))
 
 
