@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from halo_patch import __version__
 from halo_patch.errors import LockedError, TargetError
 from halo_patch.target import UltralyticsTarget
 
