@@ -33,8 +33,8 @@ Size = Union[int, Tensor]  # a python int in eager mode, a 0-dim tensor while tr
 class AttentionInputs(NamedTuple):
     """What every head attends with; N = B * n_h * n_w blocks, M = B * n_h * b * n_w * b pixels."""
 
-    queries: Tuple[Tensor, ...]  # per head (N, b**2, d)
-    keys: Tuple[Tensor, ...]  # per head (M, d): the padded map, pixels row by row
+    queries: Tuple[Tensor, ...]  # per head (N, b**2, d), already scaled by d ** -0.5
+    keys: Tuple[Tensor, ...]  # per head (M, d) strided views: the padded map, pixels row by row
     values: Tuple[Tensor, ...]  # per head (M, d)
     biases: Tuple[Tensor, ...]  # per head (N, b**2, win**2): relative logits, -inf outside the image
     index: Tensor  # (N * win**2,) pixel of each window key in a (M, d) map
@@ -84,21 +84,20 @@ def relative_keys(rel_height: Tensor, rel_width: Tensor, index: Tensor) -> Tenso
     return (rows + cols).flatten(1, 2)  # b**2, win**2, d
 
 
-def halo_attention_probs(q: Tensor, k: Tensor, bias: Tensor, scale: float) -> Tensor:
-    """Attention of each query over its block's window: ``softmax(scale * q @ k^T + bias)``.
+def halo_attention_probs(q: Tensor, k: Tensor, bias: Tensor) -> Tensor:
+    """Attention of each query over its block's window: ``softmax(q @ k^T + bias)``.
 
     Args:
-        q: (N, block**2, d) queries.
+        q: (N, block**2, d) queries, already scaled by ``d ** -0.5``.
         k: (N, win**2, d) keys of the window.
         bias: (N, block**2, win**2) relative-position logits, ``-inf`` at keys outside the image
             (a query's own pixel is always inside its window, so no row is fully masked).
-        scale: logit scale, ``d ** -0.5``.
 
     Returns:
         (N, block**2, win**2) probabilities.
     """
     # (k @ q^T)^T rather than q @ k^T, so that the gradient of the gathered keys comes out contiguous.
-    logits = torch.baddbmm(bias.transpose(1, 2), k, q.transpose(1, 2), alpha=scale).transpose(1, 2)  # N, b**2, win**2
+    logits = torch.baddbmm(bias.transpose(1, 2), k, q.transpose(1, 2)).transpose(1, 2)  # N, b**2, win**2
     return logits.softmax(dim=-1)
 
 
@@ -162,10 +161,9 @@ class HaloAttention(nn.Module):
         x = x.permute(0, 2, 3, 1).reshape(-1, channels)  # M, C
 
         # The projections run as module calls, so hooks and FLOP counters (Ultralytics' thop) see them.
-        q = self.to_q(x).view(batch, n_h, block, n_w, block, heads, d)  # B, n_h, b, n_w, b, heads, d
+        q = self.to_q(x).view(batch, n_h, block, n_w, block, heads, d) * self.scale  # B, n_h, b, n_w, b, heads, d
         q = q.permute(5, 0, 1, 3, 2, 4, 6).reshape(heads, -1, block * block, d)  # heads, N, b**2, d
         kv = self.to_kv(x).view(-1, 2 * heads, d)  # M, 2 * heads, d  (key heads, then value heads)
-        kv = kv.transpose(0, 1).contiguous()  # 2 * heads, M, d
 
         index, valid = window_index(height, width, block, self.halo_size, x.device)  # L, win**2
         n_blocks = index.shape[0]
@@ -173,13 +171,13 @@ class HaloAttention(nn.Module):
         index = (index + offsets.view(-1, 1, 1)).flatten()  # N * win**2
 
         rel_pos = self.rel_pos_emb
-        rel_keys = relative_keys(rel_pos.rel_height, rel_pos.rel_width, self.rel_index) * self.scale  # b**2, win**2, d
+        rel_keys = relative_keys(rel_pos.rel_height, rel_pos.rel_width, self.rel_index)  # b**2, win**2, d
         rel = torch.bmm(q.flatten(0, 1).transpose(0, 1), rel_keys.transpose(1, 2))  # b**2, heads * N, win**2
         outside = torch.zeros(valid.shape, dtype=rel.dtype, device=x.device).masked_fill(~valid, float("-inf"))
         bias = rel.transpose(0, 1).view(heads, batch, n_blocks, block * block, win * win)  # heads, B, L, b**2, win**2
         bias = bias + outside.view(n_blocks, 1, win * win)  # heads, B, L, b**2, win**2
         bias = bias.view(heads, -1, block * block, win * win)  # heads, N, b**2, win**2
-        maps = kv.unbind(0)  # one unbind: its backward stacks all 2 * heads gradients at once
+        maps = kv.unbind(1)  # strided (M, d) maps, no copy; the backward stacks all 2 * heads gradients at once
         geometry = (batch, n_h, n_w, height, width)
         return AttentionInputs(q.unbind(0), maps[:heads], maps[heads:], bias.unbind(0), index, geometry)
 
@@ -193,7 +191,7 @@ class HaloAttention(nn.Module):
         Keys outside the image get exactly 0.
         """
         inputs = self._attention_inputs(x)
-        probs = [halo_attention_probs(q, self._window(k, inputs.index, q.shape[0]), bias, self.scale)
+        probs = [halo_attention_probs(q, self._window(k, inputs.index, q.shape[0]), bias)
                  for q, k, bias in zip(inputs.queries, inputs.keys, inputs.biases)]
         probs = torch.stack(probs).view(self.heads, inputs.geometry[0], -1, *probs[0].shape[1:])  # heads, B, L, ...
         return probs.transpose(0, 1)  # B, heads, L, b**2, win**2
@@ -205,7 +203,7 @@ class HaloAttention(nn.Module):
         outs = []
         for q, k, v, bias in zip(inputs.queries, inputs.keys, inputs.values, inputs.biases):
             k, v = self._window(k, inputs.index, q.shape[0]), self._window(v, inputs.index, q.shape[0])  # N, win**2, d
-            outs.append(torch.bmm(halo_attention_probs(q, k, bias, self.scale), v))  # N, b**2, d
+            outs.append(torch.bmm(halo_attention_probs(q, k, bias), v))  # N, b**2, d
         out = self.to_out(torch.stack(outs, 2).flatten(2))  # N, b**2, C  (heads merged)
         out = out.view(batch, n_h, n_w, block, block, -1).permute(0, 5, 1, 3, 2, 4)  # B, C, n_h, b, n_w, b
         out = out.reshape(batch, -1, n_h * block, n_w * block)  # B, C, n_h * b, n_w * b
