@@ -47,14 +47,14 @@ def worker(repeat: int) -> None:
         model.args = get_cfg(DEFAULT_CFG)
         return model
 
-    def interleaved_medians(fns: list, warmup: int = 2) -> list[float]:
+    def interleaved_medians(fns: list, warmup: int = 2, rounds: int = repeat) -> list[float]:
         """Median seconds of each fn, timed in rounds (one call of each per round) so that machine
         load and allocator warm-up hit every model alike."""
         for fn in fns:
             for _ in range(warmup):
                 fn()
         times: list[list[float]] = [[] for _ in fns]
-        for _ in range(repeat):
+        for _ in range(rounds):
             for fn, bucket in zip(fns, times):
                 start = time.perf_counter()
                 fn()
@@ -93,7 +93,7 @@ def worker(repeat: int) -> None:
             opt.step()
         return run
 
-    t_inf = interleaved_medians([infer(m) for m in models])
+    t_inf = interleaved_medians([infer(m) for m in models], rounds=8 * repeat)  # cheap, and noisier
     t_train = interleaved_medians([train_step(m) for m in models], warmup=1)
     rows = [
         {"model": label, "params": sum(p.numel() for p in m.parameters()), "infer_s": ti, "train_s": tt}
@@ -126,7 +126,10 @@ def main() -> None:
     import torch
 
     base = rows[0]
-    print(f"Whole model on CPU ({torch.get_num_threads()} threads, torch {torch.__version__}), median of {args.repeat}")
+    print(
+        f"Whole model on CPU ({torch.get_num_threads()} threads, torch {torch.__version__}); "
+        f"median of {8 * args.repeat} inference and {args.repeat} training rounds, models interleaved"
+    )
     print(f"{'model':<38}{'params':>10}{'infer 640 b1':>14}{'vs 11n':>8}{'train step b8':>15}{'vs 11n':>8}")
     for r in rows:
         di = 100 * (r["infer_s"] / base["infer_s"] - 1)
