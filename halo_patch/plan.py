@@ -23,6 +23,7 @@ class FileChange:
     before: bytes | None
     after: bytes
     what: str  # one line for reports: "HaloAttention module", "parse_model branch + import", ...
+    pristine: bool = True  # `before` holds none of our edits (False: a half-applied file)
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,17 @@ def where(target: UltralyticsTarget, path: Path) -> str:
     return f"{path} (Ultralytics {target.version})"
 
 
-def new_tasks_source(target: UltralyticsTarget, source: str) -> str:
-    """tasks.py with the import and the parse_model branch, compiled to prove it is valid Python."""
+def new_tasks_source(target: UltralyticsTarget, source: str) -> tuple[str, bool]:
+    """tasks.py with the import and the parse_model branch, compiled to prove it is valid Python;
+    and whether the source had neither edit."""
     src = SourceFile.parse(source, where(target, target.tasks_py))
-    edited = transforms.add_branch(transforms.add_class_import(src))
+    with_import = transforms.add_class_import(src)
+    edited = transforms.add_branch(with_import)
     if edited is src:  # both edits present: skip codegen, the slowest step
-        return source
+        return source, False
     result = edited.code
     compile(result, str(target.tasks_py), "exec", dont_inherit=True)
-    return result
+    return result, with_import is not src and edited is not with_import
 
 
 def new_package_init(source: str | None, label: str) -> str:
@@ -97,19 +100,21 @@ def plan_apply(target: UltralyticsTarget) -> Plan:
     tasks_before = _read(target.tasks_py)
     init_path = target.addmodules_dir / "__init__.py"
     init_before = _read(init_path)
+    new_tasks, tasks_pristine = new_tasks_source(target, _decode(tasks_before, target.tasks_py))
     wanted = [
-        (module_path(target), module_template(), "HaloAttention module"),
+        (module_path(target), module_template(), "HaloAttention module", True),
         (
             init_path,
             new_package_init(None if init_before is None else _decode(init_before, init_path), where(target, init_path)).encode(),
             "Addmodules package import",
+            True,  # one edit: a file that needs it never had it
         ),
-        (target.tasks_py, new_tasks_source(target, _decode(tasks_before, target.tasks_py)).encode(), "import + parse_model branch"),
-        (yaml_path(target), new_model_yaml(target).encode(), "yolo11-HaloAttention.yaml"),
+        (target.tasks_py, new_tasks.encode(), "import + parse_model branch", tasks_pristine),
+        (yaml_path(target), new_model_yaml(target).encode(), "yolo11-HaloAttention.yaml", True),
     ]
     changes = []
-    for path, after, what in wanted:
+    for path, after, what, pristine in wanted:
         before = tasks_before if path == target.tasks_py else init_before if path == init_path else _read(path)
         if before != after:
-            changes.append(FileChange(path, before, after, what))
+            changes.append(FileChange(path, before, after, what, pristine))
     return Plan(target, tuple(changes))

@@ -193,3 +193,17 @@ def test_apply_warns_about_the_scale_regex_trap(tmp_path: Path) -> None:
     result = cli("apply", "--target", str(tree))
     assert result.code == 0
     assert f"warning: {tree}/ultralytics/cfg contains '8s'" in result.out.replace("\n", " ")
+
+
+def test_reapply_after_a_hand_edit_keeps_the_original_backup(tree: Path) -> None:
+    """Branch removed by hand, import kept: re-apply completes it; revert still gives the original."""
+    pristine = tree_hashes(tree)
+    assert cli("apply", "--target", str(tree)).code == 0
+    tasks = tree / "ultralytics/nn/tasks.py"
+    _edit(tasks, "        elif m is HaloAttention:\n            c2 = ch[f]\n            args = [c2, *args]\n", "")
+    status = cli("status", "--target", str(tree))
+    assert status.code == 1 and "partially applied" in status.out
+    assert cli("apply", "--target", str(tree)).code == 0
+    assert cli("status", "--target", str(tree)).code == 0
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine

@@ -72,15 +72,18 @@ def _commit(plan: Plan) -> Manifest:
         for change in plan.changes:
             rel = target.relative(change.path)
             first = entries.get(rel)
-            if change.before is not None and (first is None or first.action == "modified"):
-                # A file apply already created stays "created"; otherwise keep its pre-apply copy.
+            action = first.action if first else ("created" if change.before is None else "modified")
+            sha_before = first.sha256_before if first else journal.sha256(change.before)
+            if action == "modified" and change.before is not None and (first is None or change.pristine):
+                # First edit, or the file was replaced by a pristine one (a pip reinstall): back it up.
+                # A half-applied file keeps the backup of the original from the first apply.
                 journal.store_backup(tx, target, "before", rel, change.before)
+                sha_before = journal.sha256(change.before)
             missing_dirs = [target.relative(p) for p in [change.path.parent, *change.path.parent.parents] if not p.exists()]
             created_dirs.extend(d for d in reversed(missing_dirs) if d not in created_dirs)
             tx.write(change.path, change.after)
             journal.store_backup(tx, target, "after", rel, change.after)
-            action = first.action if first and first.action == "created" else ("created" if change.before is None else "modified")
-            entries[rel] = ManifestEntry(rel, action, journal.sha256(change.before) if action == "modified" else None, journal.sha256(change.after))
+            entries[rel] = ManifestEntry(rel, action, sha_before, journal.sha256(change.after))
         manifest = Manifest(__version__, target.version, str(target.package_dir), tuple(created_dirs), tuple(entries.values()))
         journal.write_manifest(tx, target, manifest)
     return manifest
