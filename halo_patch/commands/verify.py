@@ -12,81 +12,22 @@ import json
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generator, Iterable, Iterator, Optional
+from typing import Generator, Iterable, Iterator, Optional
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
-from halo_patch import __version__, report
+from halo_patch import report
 from halo_patch.errors import HaloPatchError
 from halo_patch.status import check_status
 from halo_patch.target import UltralyticsTarget, find_target
 from halo_patch.verify_env import Interpreter, check_temp_base, child_env, find_interpreter, make_workdir
+from halo_patch.verify_report import print_table, print_tracebacks, verdict_line, write_json
+from halo_patch.verify_steps import FAILED, PASSED, Options, Step, parse_options, plan_steps
 
-SCALES = "nsmlx"
-EXPORT_FORMATS = ("onnx",)
 CHECKS_SCRIPT = Path(__file__).resolve().parent.parent / "verify_checks.py"
-PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-TRACEBACK_LINES = 24  # of a failed step's traceback, printed under the table
-_STYLE = {PASSED: "green", FAILED: "red", SKIPPED: "yellow"}
-
-
-@dataclass(frozen=True)
-class Options:
-    scales: tuple[str, ...]
-    device: str
-    imgsz: int
-    train: bool
-    export: Optional[str]
-
-
-@dataclass
-class Step:
-    """One line of the final table; filled in as the checks report."""
-
-    id: str  # "kind" or "kind:scale", as the checks script knows it
-    label: str  # as users see it: "build n"
-    result: str = SKIPPED
-    seconds: float = 0.0
-    detail: str = "not run"
-    data: dict[str, Any] = field(default_factory=dict)
-    error: Optional[str] = None  # a traceback, or the end of the subprocess's log
-
-
-# ---------------------------------------------------------------- options and plan
-
-
-def parse_options(scale: str, device: str, imgsz: int, train: bool, export: Optional[str]) -> Options:
-    """Validated options; bad input is a HaloPatchError (exit 2) before anything runs."""
-    scales: list[str] = []
-    for letter in (s.strip().lower() for s in scale.split(",")):
-        if len(letter) != 1 or letter not in SCALES:
-            raise HaloPatchError(f"--scale {scale!r}: unknown scale {letter!r}; expected letters from n, s, m, l, x separated by commas")
-        if letter not in scales:
-            scales.append(letter)
-    if imgsz < 32 or imgsz % 32:
-        raise HaloPatchError(f"--imgsz {imgsz}: expected a positive multiple of 32 (the model's largest stride)")
-    fmt = export.strip().lower() if export is not None else None
-    if fmt is not None and fmt not in EXPORT_FORMATS:
-        raise HaloPatchError(f"--export {export!r}: unsupported format; expected one of: {', '.join(EXPORT_FORMATS)}")
-    if not device.strip():
-        raise HaloPatchError("--device '': expected cpu, cuda:0, 0, 0,1 or mps")
-    return Options(tuple(scales), device.strip(), imgsz, train, fmt)
-
-
-def plan_steps(options: Options) -> list[Step]:
-    """Every step in the order it runs: status here, the rest in the subprocess, per scale."""
-    steps = [Step("status", "patch status"), Step("import", "ultralytics import")]
-    for s in options.scales:
-        steps += [Step(f"build:{s}", f"build {s}"), Step(f"forward:{s}", f"forward {s}"), Step(f"train-step:{s}", f"train step {s}")]
-        if options.train:
-            steps += [Step(f"train:{s}", f"train {s}"), Step(f"predict:{s}", f"predict {s}"), Step(f"checkpoint:{s}", f"checkpoint {s}")]
-        if options.export:
-            steps += [Step(f"export:{s}", f"export {options.export} {s}"), Step(f"onnxruntime:{s}", f"onnxruntime {s}")]
-    return steps
+CHECKS_SUPPORT = CHECKS_SCRIPT.with_name("verify_support.py")  # imported by the script
 
 
 def run_checks(
@@ -97,8 +38,9 @@ def run_checks(
     paths = {name: workdir / name for name in ("checks", "work", "data", "config", "tmp")}
     for p in paths.values():
         p.mkdir()
-    script = paths["checks"] / "halo_verify_checks.py"  # alone in its dir: sys.path[0] shadows nothing
+    script = paths["checks"] / "halo_verify_checks.py"  # with its helpers, alone in a dir: sys.path[0] shadows nothing
     shutil.copyfile(CHECKS_SCRIPT, script)
+    shutil.copyfile(CHECKS_SUPPORT, paths["checks"] / CHECKS_SUPPORT.name)
     config = {
         "package_dir": str(target.package_dir.resolve()),
         "scales": list(options.scales),
@@ -205,7 +147,7 @@ def run(
     seconds = time.perf_counter() - start
     failed = [s for s in steps if s.result == FAILED]
     code = 1 if failed else 0
-    verdict = _verdict(target, steps, failed)
+    verdict = verdict_line(target, steps, failed)
     if not quiet:
         print_table(console, target, steps, seconds)
         print_tracebacks(console, failed)
@@ -257,84 +199,3 @@ def check_patch_status(target: UltralyticsTarget, step: Step) -> None:
         step.detail = f"HaloAttention is only partly applied to {target.package_dir}: {missing}; run halo-patch apply"
 
 
-def _verdict(target: UltralyticsTarget, steps: list[Step], failed: list[Step]) -> str:
-    if failed:
-        first = failed[0]
-        more = f" (and {len(failed) - 1} more failed steps)" if len(failed) > 1 else ""
-        return f"[red]verify failed[/] at {first.label}: {first.detail}{more}"
-    skipped = [s for s in steps if s.result == SKIPPED]
-    note = f" ({', '.join(f'{s.label} skipped: {s.detail}' for s in skipped)})" if skipped else ""
-    env = next((s.data for s in steps if s.id == "import"), {})
-    where = f" with python {env.get('python_version')}, torch {env.get('torch')} on {env.get('device_name')}" if env else ""
-    return f"[green]verify passed[/]: HaloAttention works in Ultralytics {target.version} at {target.package_dir}{where}{note}"
-
-
-def print_tracebacks(console: Console, failed: list[Step]) -> None:
-    for step in failed:
-        if step.error:
-            lines = step.error.rstrip().splitlines()
-            shown = lines[-TRACEBACK_LINES:]
-            cut = f" (last {len(shown)} of {len(lines)} lines; --json keeps all)" if len(shown) < len(lines) else ""
-            console.print(f"[bold]{step.label}[/]{cut}:", highlight=False)
-            console.print("\n".join(shown), markup=False, highlight=False, soft_wrap=True)
-
-
-def print_table(console: Console, target: UltralyticsTarget, steps: list[Step], seconds: float) -> None:
-    t = report.table(f"halo-patch verify: {target.package_dir} ({seconds:.1f} s)", ["step", "result", "time", "detail"])
-    t.columns[0].no_wrap = True
-    t.columns[-1].overflow = "fold"  # paths in full, never cut with an ellipsis
-    for s in steps:
-        t.add_row(s.label, f"[{_STYLE[s.result]}]{s.result}[/]", f"{s.seconds:.1f} s" if s.seconds else "", s.detail)
-    console.print(t)
-
-
-def write_json(
-    path: Path,
-    target: UltralyticsTarget,
-    interpreter: Interpreter,
-    options: Options,
-    steps: list[Step],
-    code: int,
-    verdict: str,
-    seconds: float,
-) -> None:
-    env = next((s.data for s in steps if s.id == "import" and s.result == PASSED), None)
-    data = {
-        "halo_patch": __version__,
-        "passed": code == 0,
-        "exit_code": code,
-        "verdict": Text.from_markup(verdict).plain,
-        "seconds": round(seconds, 3),
-        "target": {"package_dir": str(target.package_dir), "kind": target.kind, "ultralytics": target.version},
-        "interpreter": {
-            "python": interpreter.python,
-            "pythonpath": None if interpreter.pythonpath is None else str(interpreter.pythonpath),
-            "reason": interpreter.reason,
-            "note": interpreter.note,
-        },
-        "environment": env,
-        "options": {
-            "scales": list(options.scales),
-            "device": options.device,
-            "imgsz": options.imgsz,
-            "train": options.train,
-            "export": options.export,
-        },
-        "steps": [
-            {
-                "id": s.id,
-                "step": s.label,
-                "scale": s.id.partition(":")[2] or None,
-                "result": s.result,
-                "seconds": s.seconds,
-                "detail": s.detail,
-                "data": s.data,
-                "error": s.error,
-            }
-            for s in steps
-        ],
-    }
-    try:
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise HaloPatchError(f"{path}: cannot write the JSON report ({exc.strerror or exc})") from None

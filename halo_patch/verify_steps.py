@@ -1,0 +1,64 @@
+"""What verify runs: its validated options and the steps, in order, with their results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from halo_patch.errors import HaloPatchError
+
+SCALES = "nsmlx"
+EXPORT_FORMATS = ("onnx",)
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class Options:
+    scales: tuple[str, ...]
+    device: str
+    imgsz: int
+    train: bool
+    export: Optional[str]
+
+
+@dataclass
+class Step:
+    """One line of the final table; filled in as the checks report."""
+
+    id: str  # "kind" or "kind:scale", as the checks script knows it
+    label: str  # as users see it: "build n"
+    result: str = SKIPPED
+    seconds: float = 0.0
+    detail: str = "not run"
+    data: dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None  # a traceback, or the end of the subprocess's log
+
+
+def parse_options(scale: str, device: str, imgsz: int, train: bool, export: Optional[str]) -> Options:
+    """Validated options; bad input is a HaloPatchError (exit 2) before anything runs."""
+    scales: list[str] = []
+    for letter in (s.strip().lower() for s in scale.split(",")):
+        if len(letter) != 1 or letter not in SCALES:
+            raise HaloPatchError(f"--scale {scale!r}: unknown scale {letter!r}; expected letters from n, s, m, l, x separated by commas")
+        if letter not in scales:
+            scales.append(letter)
+    if imgsz < 32 or imgsz % 32:
+        raise HaloPatchError(f"--imgsz {imgsz}: expected a positive multiple of 32 (the model's largest stride)")
+    fmt = export.strip().lower() if export is not None else None
+    if fmt is not None and fmt not in EXPORT_FORMATS:
+        raise HaloPatchError(f"--export {export!r}: unsupported format; expected one of: {', '.join(EXPORT_FORMATS)}")
+    if not device.strip():
+        raise HaloPatchError("--device '': expected cpu, cuda:0, 0, 0,1 or mps")
+    return Options(tuple(scales), device.strip(), imgsz, train, fmt)
+
+
+def plan_steps(options: Options) -> list[Step]:
+    """Every step in the order it runs: status here, the rest in the subprocess, per scale."""
+    steps = [Step("status", "patch status"), Step("import", "ultralytics import")]
+    for s in options.scales:
+        steps += [Step(f"build:{s}", f"build {s}"), Step(f"forward:{s}", f"forward {s}"), Step(f"train-step:{s}", f"train step {s}")]
+        if options.train:
+            steps += [Step(f"train:{s}", f"train {s}"), Step(f"predict:{s}", f"predict {s}"), Step(f"checkpoint:{s}", f"checkpoint {s}")]
+        if options.export:
+            steps += [Step(f"export:{s}", f"export {options.export} {s}"), Step(f"onnxruntime:{s}", f"onnxruntime {s}")]
+    return steps
