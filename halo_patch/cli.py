@@ -79,11 +79,30 @@ def apply(
     target: TargetOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", "--diff", help="Print a unified diff; write nothing.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 0 if applied, 1 if apply would change files.")] = False,
+    base: Annotated[
+        str, typer.Option("--base", help="Base model yaml: a name from the target's cfg/models/ (see `halo-patch bases`) or a path.")
+    ] = "yolo11",
+    after: Annotated[
+        Optional[list[int]], typer.Option("--after", help="Insert HaloAttention after this layer (repeatable). Default: before SPPF.")
+    ] = None,
+    args: Annotated[str, typer.Option("--args", help="HaloAttention arguments: block,halo[,dim_head,heads].")] = "2,1",
+    layout: Annotated[
+        str, typer.Option("--layout", help="addmodules: nn/Addmodules/ (the tutorial layout); modules: nn/modules/ (restricted loading).")
+    ] = "addmodules",
+    adopt: Annotated[bool, typer.Option("--adopt", help="Take over a hand-made (tutorial) HaloAttention install.")] = False,
 ) -> None:
-    """Add HaloAttention: module file, tasks.py import + parse_model branch, yolo11-HaloAttention.yaml."""
+    """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
     from halo_patch.commands import apply as cmd
 
-    _run(cmd.run, target, dry_run, check)
+    _run(cmd.run, target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt))
+
+
+@app.command()
+def bases(target: TargetOption = None) -> None:
+    """List the base model yamls the target offers for `apply --base`."""
+    from halo_patch.commands import bases as cmd
+
+    _run(cmd.run, target)
 
 
 @app.command()

@@ -16,6 +16,17 @@ PACKAGE_INIT = '"""Modules added to Ultralytics by halo-patch (`halo-patch rever
 
 
 @dataclass(frozen=True)
+class ApplyOptions:
+    """What the user asked apply for (CLI flags); recorded in the manifest so status/revert know it."""
+
+    base: str = "yolo11"  # --base: a yaml name from the target's cfg/models/, or a path to the user's own yaml
+    after: tuple[int, ...] = ()  # --after: insert after these layers; () = the default placement
+    args: tuple[int, ...] = (2, 1)  # --args: block, halo[, dim_head, heads]
+    layout: str = "addmodules"  # --layout: "addmodules" (nn/Addmodules/) or "modules" (nn/modules/, restricted loading)
+    adopt: bool = False  # --adopt: take over a hand-made (tutorial) HaloAttention install
+
+
+@dataclass(frozen=True)
 class FileChange:
     """One file's new content; `before` is None when the file is created."""
 
@@ -95,7 +106,7 @@ def new_model_yaml(target: UltralyticsTarget) -> str:
     return model_yaml.derive(_decode(source.read_bytes(), source), where(target, source), header)
 
 
-def plan_apply(target: UltralyticsTarget) -> Plan:
+def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> Plan:
     """Every change apply would make to `target`; an empty plan means it is already applied."""
     tasks_before = _read(target.tasks_py)
     init_path = target.addmodules_dir / "__init__.py"

@@ -9,14 +9,27 @@ from rich.console import Console
 from halo_patch import __version__, journal, report
 from halo_patch.errors import HaloPatchError
 from halo_patch.journal import Manifest, ManifestEntry
-from halo_patch.plan import Plan, plan_apply
+from halo_patch.plan import ApplyOptions, Plan, plan_apply
 from halo_patch.target import find_target, require_writable
 
 
-def run(target_path: Path | None, dry_run: bool, check: bool, console: Console) -> int:
+def options_from_cli(base: str, after: list[int] | None, args: str, layout: str, adopt: bool) -> ApplyOptions:
+    """The apply flags as ApplyOptions; a malformed flag is a usage error (exit 2, one line)."""
+    try:
+        numbers = tuple(int(a) for a in args.split(","))
+    except ValueError:
+        raise HaloPatchError(f"--args {args!r}: expected block,halo[,dim_head,heads] as integers, e.g. 2,1") from None
+    if len(numbers) not in (2, 3, 4) or any(n < 0 for n in numbers) or numbers[0] < 1:
+        raise HaloPatchError(f"--args {args!r}: expected block,halo[,dim_head,heads]: block >= 1, the others >= 0")
+    if layout not in ("addmodules", "modules"):
+        raise HaloPatchError(f"--layout {layout!r}: expected addmodules or modules")
+    return ApplyOptions(base=base, after=tuple(after or ()), args=numbers, layout=layout, adopt=adopt)
+
+
+def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOptions, console: Console) -> int:
     target = find_target(target_path)
     report.print_target(console, target)
-    plan = plan_apply(target)
+    plan = plan_apply(target, options)
     if plan.empty:
         console.print("HaloAttention is already applied; nothing to change.")
         return 0
