@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from halo_patch import __version__, model_yaml, transforms
+from halo_patch import __version__, model_yaml, ownership, transforms
 from halo_patch.errors import AnchorError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
@@ -103,7 +103,7 @@ def new_model_yaml(target: UltralyticsTarget) -> str:
         "HaloAttention inserted after backbone row 8; absolute `from` indices >= 9 shifted by one.",
         "Build with YOLO('yolo11n-HaloAttention.yaml') (scales n/s/m/l/x). `halo-patch revert` removes this file.",
     ]
-    return model_yaml.derive(_decode(source.read_bytes(), source), where(target, source), header)
+    return ownership.seal(model_yaml.derive(_decode(source.read_bytes(), source), where(target, source), header))
 
 
 def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> Plan:

@@ -1,0 +1,105 @@
+"""tasks.py: `elif m is HaloAttention:` before the final `else:` of parse_model's `if m in ...` chain."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from halo_patch.errors import AnchorError
+from halo_patch.transforms.source import BRANCH_SOURCE, CLASS_NAME, SourceFile, _is_name
+
+
+def _is_layer_loop(stmt: cst.CSTNode) -> bool:
+    """`for i, (f, n, m, args) in enumerate(...):`, the parse_model loop of every YOLO11-era release."""
+    if not isinstance(stmt, cst.For) or not isinstance(stmt.target, cst.Tuple):
+        return False
+    elements = stmt.target.elements
+    return (
+        len(elements) == 2
+        and _is_name(elements[0].value, "i")
+        and isinstance(elements[1].value, cst.Tuple)
+        and isinstance(stmt.iter, cst.Call)
+        and _is_name(stmt.iter.func, "enumerate")
+    )
+
+
+def _tests_m(stmt: cst.CSTNode, operator: type[cst.BaseCompOp]) -> cst.Comparison | None:
+    """The test of `if m <operator> ...:` (a single comparison on the name m), else None."""
+    if not isinstance(stmt, cst.If) or not isinstance(stmt.test, cst.Comparison):
+        return None
+    test = stmt.test
+    if _is_name(test.left, "m") and len(test.comparisons) == 1 and isinstance(test.comparisons[0].operator, operator):
+        return test
+    return None
+
+
+def _is_m_in_chain(stmt: cst.CSTNode) -> bool:
+    return _tests_m(stmt, cst.In) is not None
+
+
+def _is_halo_branch(stmt: cst.CSTNode) -> bool:
+    test = _tests_m(stmt, cst.Is)
+    return test is not None and _is_name(test.comparisons[0].comparator, CLASS_NAME)
+
+
+def _find_parse_model(src: SourceFile) -> tuple[int, cst.FunctionDef]:
+    for index, stmt in enumerate(src.module.body):
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "parse_model":
+            return index, stmt
+    raise AnchorError(f"{src.where}: no module-level `def parse_model(d, ch, verbose=True)`")
+
+
+def _find_chain(src: SourceFile) -> tuple[int, int, cst.If]:
+    """The one `if m in ...:` elif chain among the top-level statements of parse_model's layer loop.
+
+    Returns the loop's index in the function body, the chain's index in the loop body, and the chain.
+    """
+    _, func = _find_parse_model(src)
+    loops = [(i, stmt) for i, stmt in enumerate(func.body.body) if _is_layer_loop(stmt)]
+    if len(loops) != 1:
+        raise AnchorError(f"{src.where}: expected one `for i, (f, n, m, args) in enumerate(...)` loop in parse_model")
+    loop_index, loop = loops[0]
+    chains = [(i, stmt) for i, stmt in enumerate(loop.body.body) if _is_m_in_chain(stmt)]
+    if len(chains) != 1:
+        raise AnchorError(f"{src.where}: expected one `if m in ...:` chain in parse_model's loop, found {len(chains)}")
+    return loop_index, chains[0][0], chains[0][1]
+
+
+def _replace_chain(src: SourceFile, new_chain: cst.If) -> SourceFile:
+    """Rebuild only the path module -> parse_model -> loop -> chain (a full-tree visit costs ~1 s)."""
+    func_index, func = _find_parse_model(src)
+    loop_index, chain_index, _ = _find_chain(src)
+    loop = func.body.body[loop_index]
+    new_loop = loop.with_changes(body=loop.body.with_changes(body=_replaced(loop.body.body, chain_index, new_chain)))
+    new_func = func.with_changes(body=func.body.with_changes(body=_replaced(func.body.body, loop_index, new_loop)))
+    return src.with_module(src.module.with_changes(body=_replaced(src.module.body, func_index, new_func)))
+
+
+def _replaced(items, index, new):
+    return (*items[:index], new, *items[index + 1 :])
+
+
+def _branches(chain: cst.If) -> list[cst.If]:
+    out = [chain]
+    while isinstance(out[-1].orelse, cst.If):
+        out.append(out[-1].orelse)
+    return out
+
+
+def has_branch(src: SourceFile) -> bool:
+    """True when the chain holds an `elif m is HaloAttention:` branch."""
+    return any(_is_halo_branch(b) for b in _branches(_find_chain(src)[2]))
+
+
+def add_branch(src: SourceFile) -> SourceFile:
+    """tasks.py with `elif m is HaloAttention: c2 = ch[f]; args = [c2, *args]` before the chain's final else."""
+    branches = _branches(_find_chain(src)[2])
+    if any(_is_halo_branch(b) for b in branches):
+        return src
+    final_else = branches[-1].orelse
+    if not isinstance(final_else, cst.Else):
+        raise AnchorError(f"{src.where}: the `if m in ...` chain in parse_model has no final `else:`")
+    new = cst.ensure_type(cst.parse_statement(BRANCH_SOURCE, config=src.module.config_for_parsing), cst.If)
+    rebuilt: cst.BaseSuite | cst.If | cst.Else = new.with_changes(orelse=final_else)
+    for branch in reversed(branches):  # rebuild the chain bottom-up: nodes are immutable
+        rebuilt = branch.with_changes(orelse=rebuilt)
+    return _replace_chain(src, rebuilt)
