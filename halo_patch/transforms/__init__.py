@@ -2,20 +2,22 @@
 
 One module per edit. Each edit is a pure function `SourceFile -> SourceFile` that returns its input
 unchanged when the edit is already there (idempotent by design), plus a `has_*` predicate that
-status reuses.
+status reuses, and a `remove_*` inverse that revert uses to take our nodes out of the
+current file (after an upgrade, or beside a user's own edits).
 """
 
-from halo_patch.transforms.package_import import PACKAGE_IMPORT, add_package_import, has_package_import
-from halo_patch.transforms.parse_model_branch import add_branch, has_branch
+from halo_patch.transforms.package_import import PACKAGE_IMPORT, add_package_import, has_package_import, remove_package_import
+from halo_patch.transforms.parse_model_branch import add_branch, has_branch, remove_branch
 from halo_patch.transforms.source import (
     ADDMODULES,
     BRANCH_SOURCE,
     CLASS_NAME,
     MODULE_STEM,
     MODULES_IMPORT,
+    Removal,
     SourceFile,
 )
-from halo_patch.transforms.tasks_import import add_class_import, has_class_import
+from halo_patch.transforms.tasks_import import add_class_import, has_class_import, remove_class_import
 
 __all__ = [
     "ADDMODULES",
@@ -24,6 +26,7 @@ __all__ = [
     "MODULE_STEM",
     "MODULES_IMPORT",
     "PACKAGE_IMPORT",
+    "Removal",
     "SourceFile",
     "add_branch",
     "add_class_import",
@@ -31,4 +34,7 @@ __all__ = [
     "has_branch",
     "has_class_import",
     "has_package_import",
+    "remove_branch",
+    "remove_class_import",
+    "remove_package_import",
 ]

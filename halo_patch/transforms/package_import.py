@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from halo_patch.transforms.source import CLASS_NAME, MODULE_STEM, SourceFile
+from halo_patch.transforms.source import CLASS_NAME, MODULE_STEM, Removal, SourceFile, remove_import_of
 from halo_patch.transforms.tasks_import import has_class_import
 
 
@@ -29,3 +29,8 @@ def add_package_import(src: SourceFile) -> SourceFile:
     at = imports[-1] + 1 if imports else len(body)
     body.insert(at, cst.parse_statement(PACKAGE_IMPORT, config=src.module.config_for_parsing))
     return src.with_module(src.module.with_changes(body=body))
+
+
+def remove_package_import(src: SourceFile, force: bool = False) -> Removal:
+    """Addmodules/__init__.py without `from .halo_attention import HaloAttention`."""
+    return remove_import_of(src, f".{MODULE_STEM}", CLASS_NAME, "Addmodules import", force)

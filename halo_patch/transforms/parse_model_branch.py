@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from halo_patch.errors import AnchorError
-from halo_patch.transforms.source import BRANCH_SOURCE, CLASS_NAME, SourceFile, _is_name
+from halo_patch.transforms.source import BRANCH_SOURCE, CLASS_NAME, Removal, SourceFile, _is_name, canonical
 
 
 def _is_layer_loop(stmt: cst.CSTNode) -> bool:
@@ -103,3 +103,37 @@ def add_branch(src: SourceFile) -> SourceFile:
     for branch in reversed(branches):  # rebuild the chain bottom-up: nodes are immutable
         rebuilt = branch.with_changes(orelse=rebuilt)
     return _replace_chain(src, rebuilt)
+
+
+def _our_branch(src: SourceFile) -> str:
+    new = cst.parse_statement(BRANCH_SOURCE, config=src.module.config_for_parsing)
+    return canonical(src, new)
+
+
+def remove_branch(src: SourceFile, force: bool = False) -> Removal:
+    """tasks.py without `elif m is HaloAttention:` (the inverse of add_branch). A branch whose body
+    was edited by hand is kept, unless `force`. A tree without the chain has no branch of ours."""
+    try:
+        branches = _branches(_find_chain(src)[2])
+    except AnchorError:
+        return Removal(src)
+    ours = _our_branch(src)
+    removed: list[str] = []
+    edited: list[str] = []
+    kept = [branches[0]]
+    tail = branches[-1].orelse
+    for branch in branches[1:]:
+        if _is_halo_branch(branch):
+            if canonical(src, branch.with_changes(orelse=None)) == ours:
+                removed.append("parse_model branch")
+                continue
+            edited.append("parse_model branch")
+            if force:
+                continue
+        kept.append(branch)
+    if not removed and not (force and edited):
+        return Removal(src, (), tuple(edited))
+    rebuilt: cst.BaseSuite | cst.If | cst.Else | None = tail
+    for branch in reversed(kept):
+        rebuilt = branch.with_changes(orelse=rebuilt)
+    return Removal(_replace_chain(src, rebuilt), tuple(removed), tuple(edited))

@@ -21,6 +21,20 @@ MODULE_STEM = "halo_attention"  # ultralytics/nn/Addmodules/halo_attention.py
 # The body of `elif m is HaloAttention:`: input channels are kept, and passed first.
 BRANCH_SOURCE = f"if m is {CLASS_NAME}:\n    c2 = ch[f]\n    args = [c2, *args]\n"
 
+
+@dataclass(frozen=True)
+class Removal:
+    """What a `remove_*` edit did: the source without our nodes, and which nodes it met."""
+
+    src: "SourceFile"  # the source with our intact nodes taken out (edited ones too when forced)
+    removed: tuple[str, ...] = ()  # our nodes taken out
+    edited: tuple[str, ...] = ()  # our nodes found changed by hand (taken out only when forced)
+
+    def then(self, other: "Removal") -> "Removal":
+        """This removal followed by `other` (made on this removal's source)."""
+        return Removal(other.src, self.removed + other.removed, self.edited + other.edited)
+
+
 def _is_name(node: cst.CSTNode | None, name: str) -> bool:
     return isinstance(node, cst.Name) and node.value == name
 
@@ -64,3 +78,61 @@ def _imports_name(stmt: cst.CSTNode, module: str, name: str) -> bool:
     return not isinstance(names, cst.ImportStar) and any(
         a.asname is None and get_full_name_for_node(a.name) == name for a in names
     )
+
+
+def canonical(src: SourceFile, node: cst.CSTNode) -> str:
+    """A statement's code without the comments/blank lines above it, in the file's own newline/indent."""
+    if hasattr(node, "leading_lines"):
+        node = node.with_changes(leading_lines=())
+    return src.module.code_for_node(node)
+
+
+def without_statement(src: SourceFile, index: int) -> SourceFile:
+    """The module without top-level statement `index`; lines above it stay with the next statement."""
+    body = list(src.module.body)
+    gone = body.pop(index)
+    lead = getattr(gone, "leading_lines", ())
+    if lead:
+        if index < len(body):
+            body[index] = body[index].with_changes(leading_lines=(*lead, *body[index].leading_lines))
+        else:
+            return src.with_module(src.module.with_changes(body=body, footer=(*lead, *src.module.footer)))
+    return src.with_module(src.module.with_changes(body=body))
+
+
+def remove_import_of(src: SourceFile, module: str, name: str, label: str, force: bool) -> Removal:
+    """Take out `from <module> import <name>` lines (our node). A line that imports more names or
+    renames it was edited by hand: kept, unless `force`, which then drops only `name` from it."""
+    ours = f"from {module} import {name}" + src.module.default_newline
+    removed: list[str] = []
+    edited: list[str] = []
+    index = 0
+    while index < len(src.module.body):
+        stmt = src.module.body[index]
+        if _import_from_module(stmt) == module and _names_in(stmt, name):
+            if canonical(src, stmt) == ours:
+                src = without_statement(src, index)
+                removed.append(label)
+                continue
+            edited.append(label)
+            if force:
+                node = stmt.body[0]
+                rest = [a for a in node.names if get_full_name_for_node(a.name) != name]
+                if rest:
+                    rest[-1] = rest[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                    new = stmt.with_changes(body=[node.with_changes(names=rest)])
+                    src = src.with_module(src.module.with_changes(body=_swap(src.module.body, index, new)))
+                else:
+                    src = without_statement(src, index)
+                    continue
+        index += 1
+    return Removal(src, tuple(removed), tuple(edited))
+
+
+def _names_in(stmt: cst.CSTNode, name: str) -> bool:
+    names = stmt.body[0].names
+    return not isinstance(names, cst.ImportStar) and any(get_full_name_for_node(a.name) == name for a in names)
+
+
+def _swap(items, index, new):
+    return (*items[:index], new, *items[index + 1 :])

@@ -5,7 +5,16 @@ from __future__ import annotations
 import libcst as cst
 
 from halo_patch.errors import AnchorError
-from halo_patch.transforms.source import ADDMODULES, CLASS_NAME, MODULES_IMPORT, SourceFile, _import_from_module, _imports_name
+from halo_patch.transforms.source import (
+    ADDMODULES,
+    CLASS_NAME,
+    MODULES_IMPORT,
+    Removal,
+    SourceFile,
+    _import_from_module,
+    _imports_name,
+    remove_import_of,
+)
 
 
 def has_class_import(src: SourceFile, module: str = ADDMODULES) -> bool:
@@ -27,3 +36,8 @@ def add_class_import(src: SourceFile) -> SourceFile:
     new = cst.parse_statement(f"from {ADDMODULES} import {CLASS_NAME}\n", config=src.module.config_for_parsing)
     body.insert(anchors[0] + 1, new)
     return src.with_module(src.module.with_changes(body=body))
+
+
+def remove_class_import(src: SourceFile, force: bool = False) -> Removal:
+    """tasks.py without `from ultralytics.nn.Addmodules import HaloAttention` (the inverse of add_class_import)."""
+    return remove_import_of(src, ADDMODULES, CLASS_NAME, "tasks.py import", force)
