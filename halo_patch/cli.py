@@ -35,14 +35,81 @@ TargetOption = Annotated[
 ]
 
 
+EXIT_CRASH = 3  # an unexpected error: one line on stderr naming the saved traceback file
+EXIT_INTERRUPTED = 130  # Ctrl-C: the run was rolled back (or the state dir names the interruption)
+
+
+class _PipeSafeStream:
+    """stdout that stops writing once the reader has gone (`| head`): a closed pipe must not change
+    the exit code of a command that has already done its work."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream  # the real stdout
+        self._closed = False  # True after the first EPIPE
+
+    def write(self, text: str) -> int:
+        if not self._closed:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._closed:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        import os
+        import sys
+
+        self._closed = True
+        try:  # later writes (and the interpreter's own flush at exit) go nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+    def isatty(self) -> bool:
+        return not self._closed and self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", "utf-8")
+
+
 def _console(stderr: bool = False):
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    if stderr:
+        return Console(stderr=True, highlight=False)
+    return Console(file=_PipeSafeStream(sys.stdout), highlight=False)
+
+
+def _save_traceback() -> str:
+    """Write the current exception's traceback to a new file in the temp dir; return its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="halo-patch-crash-", suffix=".txt")
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"halo-patch {__version__}\n")
+        traceback.print_exc(file=fh)
+    return path
 
 
 def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
-    """Call a command; map the project's errors to one line on stderr and exit code 2."""
+    """Call a command; the one error boundary: project errors are one line on stderr and their code
+    (2, or 4 for an incomplete rollback); anything else is exit 3 with a saved traceback; Ctrl-C 130."""
+    from rich.markup import escape
+
     from halo_patch.errors import HaloPatchError
 
     console = _console()
@@ -51,8 +118,16 @@ def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
     try:
         code = func(*args, console)
     except HaloPatchError as exc:
-        _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
+        _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        _console(stderr=True).print("[red]error:[/] interrupted (Ctrl-C); the run was rolled back", soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:  # noqa: BLE001 - the boundary: a crash is reported, never shown as exit 1
+        path = _save_traceback()
+        line = f"unexpected {type(exc).__name__}: {exc}; please report it with the traceback saved in {path}"
+        _console(stderr=True).print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
+        raise typer.Exit(EXIT_CRASH) from None
     raise typer.Exit(code)
 
 
@@ -70,7 +145,9 @@ def main_options(
 ) -> None:
     """Add the HaloAttention layer (HaloNet, CVPR 2021) to Ultralytics YOLO11, and take it out again.
 
-    Exit codes: 0 ok, 1 check failed / would change, 2 error (nothing changed on disk).
+    Exit codes: 0 ok, 1 check failed / would change, 2 error (nothing changed on disk),
+    3 unexpected error (traceback saved to a file), 4 rollback incomplete (the message lists each
+    file and the command that fixes it), 130 interrupted by Ctrl-C.
     """
 
 
@@ -94,7 +171,7 @@ def apply(
     """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
     from halo_patch.commands import apply as cmd
 
-    _run(cmd.run, target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt))
+    _run(lambda console: cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt), console))
 
 
 @app.command()
@@ -108,9 +185,16 @@ def bases(target: TargetOption = None) -> None:
 @app.command()
 def revert(
     target: TargetOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Restore originals even where files changed since apply.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also take out our nodes and files that were edited since apply (by default revert refuses and shows a diff). "
+            "Never writes an old release's tasks.py over a newer one.",
+        ),
+    ] = False,
 ) -> None:
-    """Take HaloAttention out again: every byte back as it was before apply."""
+    """Take HaloAttention out again: our nodes out of tasks.py (your own edits stay), our files deleted."""
     from halo_patch.commands import revert as cmd
 
     _run(cmd.run, target, force)

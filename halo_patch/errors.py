@@ -22,4 +22,18 @@ class DriftError(HaloPatchError):
 
 
 class LockedError(HaloPatchError):
-    """Another halo-patch run holds the lock on this target."""
+    """Another halo-patch run holds the lock on this target (and did not finish in time)."""
+
+
+class StateError(HaloPatchError):
+    """The state dir holds something halo-patch did not write (bad JSON, a path out of the tree, ...)."""
+
+
+class ConflictError(HaloPatchError):
+    """A file changed between planning and writing it (another program wrote it meanwhile)."""
+
+
+class RollbackError(HaloPatchError):
+    """A failed run could not undo every file; the message lists each one with the command to fix it."""
+
+    exit_code = 4

@@ -10,6 +10,7 @@ from halo_patch import __version__, model_yaml, ownership, transforms
 from halo_patch.errors import AnchorError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
+from halo_patch.transforms.source import decode_source, encode_source
 
 MODULE_TEMPLATE = "halo_attention.py"
 PACKAGE_INIT = '"""Modules added to Ultralytics by halo-patch (`halo-patch revert` removes them)."""\n\n'
@@ -111,16 +112,17 @@ def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()
     tasks_before = _read(target.tasks_py)
     init_path = target.addmodules_dir / "__init__.py"
     init_before = _read(init_path)
-    new_tasks, tasks_pristine = new_tasks_source(target, _decode(tasks_before, target.tasks_py))
+    tasks_text, tasks_bom = decode_source(tasks_before, where(target, target.tasks_py))  # a BOM is kept
+    new_tasks, tasks_pristine = new_tasks_source(target, tasks_text)
+    if init_before is None:
+        new_init = new_package_init(None, where(target, init_path)).encode()
+    else:
+        init_text, init_bom = decode_source(init_before, where(target, init_path))
+        new_init = encode_source(new_package_init(init_text, where(target, init_path)), init_bom)
     wanted = [
         (module_path(target), module_template(), "HaloAttention module", True),
-        (
-            init_path,
-            new_package_init(None if init_before is None else _decode(init_before, init_path), where(target, init_path)).encode(),
-            "Addmodules package import",
-            True,  # one edit: a file that needs it never had it
-        ),
-        (target.tasks_py, new_tasks.encode(), "import + parse_model branch", tasks_pristine),
+        (init_path, new_init, "Addmodules package import", True),  # one edit: a file that needs it never had it
+        (target.tasks_py, encode_source(new_tasks, tasks_bom), "import + parse_model branch", tasks_pristine),
         (yaml_path(target), new_model_yaml(target).encode(), "yolo11-HaloAttention.yaml", True),
     ]
     changes = []

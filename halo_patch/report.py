@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -14,7 +15,8 @@ from halo_patch.target import UltralyticsTarget
 def print_target(console: Console, target: UltralyticsTarget) -> None:
     writable = "writable" if target.writable else "[red]read-only[/]"
     console.print(
-        f"Ultralytics [bold]{target.version}[/] at [cyan]{target.package_dir}[/] ({target.kind}, {writable})",
+        f"Ultralytics [bold]{escape(target.version or '(uninstalled)')}[/] at [cyan]{escape(str(target.package_dir))}[/] "
+        f"({target.kind}, {writable})",
         highlight=False,
     )
 
@@ -46,3 +48,12 @@ def table(title: str, columns: list[str]) -> Table:
     for c in columns:
         t.add_column(c)
     return t
+
+
+def print_waiting(console: Console, target: UltralyticsTarget) -> None:
+    console.print(f"[yellow]another halo-patch is running on {escape(str(target.package_dir))}; waiting for it to end[/]")
+
+
+def print_recovered(console: Console, op: str | None) -> None:
+    if op is not None:
+        console.print(f"[yellow]Finished the interrupted {op}[/] (from the journal in the state dir).")

@@ -18,9 +18,9 @@ STATE_DIR_NAME = ".halo-patch"
 class UltralyticsTarget:
     """One copy of the `ultralytics` package and the folder that holds it."""
 
-    package_dir: Path  # .../ultralytics, the importable package
-    kind: str  # "clone", "editable install", "site-packages" or "directory"
-    version: str  # __version__ read as text from ultralytics/__init__.py
+    package_dir: Path  # .../ultralytics, the importable package, symlinks resolved
+    kind: str  # "clone", "editable install", "site-packages", "directory" or "uninstalled"
+    version: str  # __version__ read as text from ultralytics/__init__.py ("" when uninstalled)
 
     @property
     def root(self) -> Path:
@@ -47,17 +47,58 @@ class UltralyticsTarget:
     @property
     def writable(self) -> bool:
         dirs = [self.root, self.package_dir / "nn", self.models11_dir]
-        return all(os.access(d, os.W_OK) for d in dirs if d.exists()) and os.access(self.tasks_py, os.W_OK)
+        return all(os.access(d, os.W_OK) for d in dirs if d.exists()) and (
+            not self.tasks_py.exists() or os.access(self.tasks_py, os.W_OK)
+        )
+
+    def record_hashes(self) -> dict[str, str]:
+        """sha256 (hex) of each file the installed wheel's RECORD lists, by path relative to the root."""
+        import base64
+        import csv
+
+        out: dict[str, str] = {}
+        for record in sorted(self.root.glob(f"{PACKAGE}-*.dist-info/RECORD")):
+            try:
+                rows = list(csv.reader(record.read_text(encoding="utf-8").splitlines()))
+            except (OSError, UnicodeDecodeError, csv.Error):
+                continue
+            for row in rows:
+                if len(row) >= 2 and row[1].startswith("sha256="):
+                    digest = row[1][len("sha256=") :]
+                    try:
+                        out[row[0]] = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4)).hex()
+                    except ValueError:
+                        continue
+        return out
 
     def relative(self, path: Path) -> str:
         """A path as shown to users and stored in the manifest: relative to the root."""
         return path.relative_to(self.root).as_posix()
 
 
-def find_target(path: Path | None) -> UltralyticsTarget:
-    """The tree at `path` (clone root, package dir or site-packages), or the one Python would import."""
+def find_target(path: Path | None, leftovers: bool = False) -> UltralyticsTarget:
+    """The tree at `path` (clone root, package dir or site-packages), or the one Python would import.
+
+    With `leftovers`, a folder whose Ultralytics was uninstalled but which still holds halo-patch's
+    state dir or files is a target too (kind "uninstalled"), so revert can clean it up."""
+    if path is not None and leftovers:
+        gone = _uninstalled_at(path)
+        if gone is not None:
+            return gone
     package_dir = _package_dir_at(path) if path is not None else _package_dir_on_sys_path()
     return UltralyticsTarget(package_dir=package_dir, kind=_kind_of(package_dir), version=read_version(package_dir))
+
+
+def _uninstalled_at(path: Path) -> UltralyticsTarget | None:
+    """`path` (site-packages or clone root) after `pip uninstall ultralytics`: a state dir or an
+    `ultralytics/` folder without tasks.py or __init__.py."""
+    path = path.expanduser().resolve()
+    package = path / PACKAGE
+    if not path.is_dir() or (package / "nn" / "tasks.py").is_file() or (package / "__init__.py").is_file():
+        return None
+    if (path / STATE_DIR_NAME).is_dir() or package.is_dir():
+        return UltralyticsTarget(package_dir=package, kind="uninstalled", version="")
+    return None
 
 
 def require_writable(target: UltralyticsTarget) -> None:
@@ -87,7 +128,7 @@ def _package_dir_at(path: Path) -> Path:
         raise TargetError(f"{path}: not a directory; expected an Ultralytics clone, package or site-packages dir")
     for candidate in (path / PACKAGE, path):
         if (candidate / "nn" / "tasks.py").is_file() and (candidate / "__init__.py").is_file():
-            return candidate
+            return candidate.resolve()  # a symlinked `ultralytics` entry and its real path: one tree, one state
     raise TargetError(
         f"{path}: not an Ultralytics tree; expected {path / PACKAGE / 'nn' / 'tasks.py'} or {path / 'nn' / 'tasks.py'}"
     )

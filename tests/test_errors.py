@@ -83,13 +83,21 @@ def test_failed_write_rolls_back_everything(tree: Path) -> None:
     assert tree_hashes(tree) == before
 
 
-def test_lock_stops_a_second_run(tree: Path) -> None:
-    from filelock import FileLock
+def test_lock_stops_a_second_run(tree: Path, monkeypatch) -> None:
+    """The lock is flock on the package dir itself: a run that cannot get it within
+    HALO_PATCH_LOCK_WAIT seconds says another halo-patch is running and changes nothing."""
+    import fcntl
+    import os
 
-    key = hashlib.sha1(str(tree / "ultralytics").encode()).hexdigest()[:16]
+    monkeypatch.setenv("HALO_PATCH_LOCK_WAIT", "0")
     before = tree_hashes(tree)
-    with FileLock(Path(tempfile.gettempdir()) / f"halo-patch-{key}.lock"):
-        assert_error(cli("apply", "--target", str(tree)), "another halo-patch run is changing this tree")
+    fd = os.open(tree / "ultralytics", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for verb in ("apply", "revert"):
+            assert_error(cli(verb, "--target", str(tree)), "another halo-patch is running on this tree")
+    finally:
+        os.close(fd)
     assert tree_hashes(tree) == before
 
 
@@ -102,21 +110,37 @@ def test_dry_run_prints_a_diff_and_writes_nothing(tree: Path) -> None:
     assert tree_hashes(tree) == before
 
 
-def test_revert_refuses_drift_with_a_diff_then_force_restores(tree: Path) -> None:
+def test_revert_keeps_a_users_own_edits_to_tasks_py(tree: Path) -> None:
+    """Lines a user added beside ours stay byte for byte; only our nodes go."""
+    tasks = tree / "ultralytics/nn/tasks.py"
+    original = tasks.read_text(encoding="utf-8")
+    assert cli("apply", "--target", str(tree)).code == 0
+    tasks.write_text("# my header\n" + tasks.read_text(encoding="utf-8") + "# my own edit\n", encoding="utf-8")
+    status = cli("status", "--target", str(tree))
+    assert status.code == 0 and "fully applied" in status.out
+    reverted = cli("revert", "--target", str(tree))
+    assert reverted.code == 0, reverted.err
+    assert "our lines removed" in reverted.out
+    assert tasks.read_text(encoding="utf-8") == "# my header\n" + original + "# my own edit\n"
+    assert not (tree / "ultralytics/nn/Addmodules").exists() and not (tree / ".halo-patch").exists()
+
+
+def test_revert_refuses_when_our_branch_was_edited_then_force_removes_it(tree: Path) -> None:
     pristine = tree_hashes(tree)
     assert cli("apply", "--target", str(tree)).code == 0
     tasks = tree / "ultralytics/nn/tasks.py"
-    tasks.write_text(tasks.read_text(encoding="utf-8") + "# my own edit\n", encoding="utf-8")
+    _edit(tasks, "            args = [c2, *args]\n", "            args = [c2, *args, 7]  # mine\n")
     drifted = tree_hashes(tree)
 
     status = cli("status", "--target", str(tree))
-    assert status.code == 1 and "drifted" in status.out and "file changed since apply" in status.out
+    assert status.code == 1 and "drifted" in status.out and "edited since apply" in status.out
     refused = cli("revert", "--target", str(tree))
-    assert_error(refused, "ultralytics/nn/tasks.py: changed since apply", "--force")
-    assert "+# my own edit" in refused.out
+    assert_error(refused, "ultralytics/nn/tasks.py: our parse_model branch changed since apply", "--force")
+    assert "-            args = [c2, *args, 7]  # mine" in refused.out
     assert tree_hashes(tree) == drifted
 
-    assert cli("revert", "--target", str(tree), "--force").code == 0
+    forced = cli("revert", "--target", str(tree), "--force")
+    assert forced.code == 0, forced.err
     assert tree_hashes(tree) == pristine
 
 

@@ -1,4 +1,4 @@
-"""`halo-patch apply`: plan, then commit the plan as one transaction with a manifest."""
+"""`halo-patch apply`: under the tree's lock, finish an interrupted run, plan, commit through the journal."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from halo_patch import __version__, journal, report
-from halo_patch.errors import HaloPatchError
-from halo_patch.journal import Manifest, ManifestEntry
-from halo_patch.plan import ApplyOptions, Plan, plan_apply
+from rich.markup import escape
+
+from halo_patch import journal, journal_apply, report
+from halo_patch.errors import DriftError, HaloPatchError
+from halo_patch.plan import ApplyOptions, plan_apply
 from halo_patch.target import find_target, require_writable
 
 
@@ -29,28 +30,54 @@ def options_from_cli(base: str, after: list[int] | None, args: str, layout: str,
 def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOptions, console: Console) -> int:
     target = find_target(target_path)
     report.print_target(console, target)
+    if check or dry_run:
+        return _preview(target, options, dry_run, check, console)
+    require_writable(target)
+    with journal.locked(target, on_wait=lambda: report.print_waiting(console, target)):
+        report.print_recovered(console, journal.recover(target))
+        plan = plan_apply(target, options)
+        if plan.empty:
+            console.print("HaloAttention is already applied; nothing to change.")
+            return 0
+        edited = journal_apply.edited_created_files(plan, options)
+        if edited:
+            for change in edited:
+                report.print_diff(console, target.relative(change.path), change.after, change.before)
+            names = ", ".join(target.relative(c.path) for c in edited)
+            raise DriftError(
+                f"{names}: changed since halo-patch wrote it (diff above); apply would overwrite that edit: "
+                "move the file aside, or run `halo-patch revert --force` to delete it, then apply"
+            )
+        try:
+            journal_apply.commit_apply(target, plan, options)
+        except OSError as exc:
+            raise HaloPatchError(f"{journal.describe_failure(exc)}; rolled back, nothing changed") from None
+    t = report.table(f"Applied HaloAttention to {escape(str(target.package_dir))}", ["change", "file", "lines"])
+    for change in plan.changes:
+        action = "created" if change.before is None else "modified"
+        t.add_row(escape(f"{change.what} ({action})"), escape(target.relative(change.path)), report.line_counts(change.before, change.after))
+    console.print(t)
+    console.print("Build it with [bold]YOLO('yolo11n-HaloAttention.yaml')[/] (scales n/s/m/l/x); check it with `halo-patch verify`.")
+    _warn_scale_trap(console, target)
+    return 0
+
+
+def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console: Console) -> int:
+    """--check / --dry-run: plan and show, write nothing (and take no lock)."""
+    pending = journal.load_pending(target)
+    if pending is not None:
+        console.print(f"[yellow]interrupted {pending.op}[/]: `halo-patch apply` finishes it first.")
     plan = plan_apply(target, options)
-    if plan.empty:
+    if plan.empty and pending is None:
         console.print("HaloAttention is already applied; nothing to change.")
         return 0
     if dry_run:
         for change in plan.changes:
             report.print_diff(console, target.relative(change.path), change.before, change.after)
-    if check or dry_run:
-        for change in plan.changes:
-            verb = "would create" if change.before is None else "would modify"
-            console.print(f"  {verb} {target.relative(change.path)} ({change.what})", highlight=False)
-        return 1 if check else 0
-    require_writable(target)
-    commit(plan)
-    t = report.table(f"Applied HaloAttention to {target.package_dir}", ["change", "file", "lines"])
     for change in plan.changes:
-        action = "created" if change.before is None else "modified"
-        t.add_row(f"{change.what} ({action})", target.relative(change.path), report.line_counts(change.before, change.after))
-    console.print(t)
-    console.print("Build it with [bold]YOLO('yolo11n-HaloAttention.yaml')[/] (scales n/s/m/l/x); check it with `halo-patch verify`.")
-    _warn_scale_trap(console, target)
-    return 0
+        verb = "would create" if change.before is None else "would modify"
+        console.print(f"  {verb} {escape(target.relative(change.path))} ({escape(change.what)})", highlight=False)
+    return 1 if check else 0
 
 
 def _warn_scale_trap(console: Console, target) -> None:
@@ -62,41 +89,7 @@ def _warn_scale_trap(console: Console, target) -> None:
     hit = re.search(r"\d+[nslmx]", folder)
     if hit:
         console.print(
-            f"[yellow]warning:[/] {folder} contains '{hit.group()}': Ultralytics' yaml loader drops the scale letter "
+            f"[yellow]warning:[/] {escape(folder)} contains '{hit.group()}': Ultralytics' yaml loader drops the scale letter "
             "after the first digit in the whole path, so YOLO('yolo11n-HaloAttention.yaml') will not find its file here: "
             "move the tree to a path without a digit followed by n/s/m/l/x."
         )
-
-
-def commit(plan: Plan) -> Manifest:
-    """Write every change and the manifest, or nothing: a failed write rolls back what was written."""
-    try:
-        return _commit(plan)
-    except OSError as exc:
-        raise HaloPatchError(f"{exc.filename}: {exc.strerror}; rolled back, nothing changed") from None
-
-
-def _commit(plan: Plan) -> Manifest:
-    target = plan.target
-    old = journal.load_manifest(target)
-    entries = {e.path: e for e in old.files} if old else {}
-    created_dirs = list(old.created_dirs) if old else []
-    with journal.transaction(target) as tx:
-        for change in plan.changes:
-            rel = target.relative(change.path)
-            first = entries.get(rel)
-            action = first.action if first else ("created" if change.before is None else "modified")
-            sha_before = first.sha256_before if first else journal.sha256(change.before)
-            if action == "modified" and change.before is not None and (first is None or change.pristine):
-                # First edit, or the file was replaced by a pristine one (a pip reinstall): back it up.
-                # A half-applied file keeps the backup of the original from the first apply.
-                journal.store_backup(tx, target, "before", rel, change.before)
-                sha_before = journal.sha256(change.before)
-            missing_dirs = [target.relative(p) for p in [change.path.parent, *change.path.parent.parents] if not p.exists()]
-            created_dirs.extend(d for d in reversed(missing_dirs) if d not in created_dirs)
-            tx.write(change.path, change.after)
-            journal.store_backup(tx, target, "after", rel, change.after)
-            entries[rel] = ManifestEntry(rel, action, sha_before, journal.sha256(change.after))
-        manifest = Manifest(__version__, target.version, str(target.package_dir), tuple(created_dirs), tuple(entries.values()))
-        journal.write_manifest(tx, target, manifest)
-    return manifest

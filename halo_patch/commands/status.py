@@ -1,14 +1,15 @@
-"""`halo-patch status`: a table of every change, and the target's identity."""
+"""`halo-patch status`: a table of every change, the state dir's word, and the target's identity."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from halo_patch import report
-from halo_patch.status import APPLIED, DRIFTED, check_status
 from halo_patch.target import find_target
+from halo_patch.tree_status import APPLIED, DRIFTED, check_status
 
 _STYLE = {APPLIED: "green", DRIFTED: "yellow"}
 
@@ -19,8 +20,13 @@ def run(target_path: Path | None, console: Console) -> int:
     status = check_status(target)
     t = report.table("HaloAttention changes", ["change", "file", "state", "detail"])
     for c in status.changes:
-        t.add_row(c.change, c.path, f"[{_STYLE.get(c.state, 'red')}]{c.state}[/]", c.detail)
+        t.add_row(escape(c.change), escape(c.path), f"[{_STYLE.get(c.state, 'red')}]{c.state}[/]", escape(c.detail))
     console.print(t)
-    verdict = "fully applied" if status.fully_applied else "not applied" if status.nothing_applied else "partially applied"
+    for note in status.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    if status.interrupted:
+        verdict = f"partially applied: interrupted {status.interrupted}"
+    else:
+        verdict = "fully applied" if status.fully_applied else "not applied" if status.nothing_applied else "partially applied"
     console.print(f"HaloAttention is {verdict}.")
     return 0 if status.fully_applied else 1

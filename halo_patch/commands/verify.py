@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from halo_patch import report
 from halo_patch.errors import HaloPatchError
-from halo_patch.status import check_status
+from halo_patch.tree_status import check_status
 from halo_patch.target import UltralyticsTarget, find_target
 from halo_patch.verify_env import Interpreter, check_temp_base, child_env, find_interpreter, make_workdir
 from halo_patch.verify_report import print_table, print_tracebacks, verdict_line, write_json

@@ -18,6 +18,8 @@ MODULES_IMPORT = "ultralytics.nn.modules"  # the anchor import in tasks.py
 ADDMODULES = "ultralytics.nn.Addmodules"  # where our class lives
 MODULE_STEM = "halo_attention"  # ultralytics/nn/Addmodules/halo_attention.py
 
+BOM = b"\xef\xbb\xbf"
+
 # The body of `elif m is HaloAttention:`: input channels are kept, and passed first.
 BRANCH_SOURCE = f"if m is {CLASS_NAME}:\n    c2 = ch[f]\n    args = [c2, *args]\n"
 
@@ -136,3 +138,19 @@ def _names_in(stmt: cst.CSTNode, name: str) -> bool:
 
 def _swap(items, index, new):
     return (*items[:index], new, *items[index + 1 :])
+
+
+def decode_source(data: bytes, label: str) -> tuple[str, bool]:
+    """Python source text and whether it had a UTF-8 BOM; AnchorError for bytes apply would refuse."""
+    bom = data.startswith(BOM)
+    try:
+        text = data[len(BOM) :].decode("utf-8") if bom else data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AnchorError(f"{label}: not UTF-8 text; expected an Ultralytics source file") from None
+    if "\x00" in text:
+        raise AnchorError(f"{label}: holds a NUL byte; expected an Ultralytics source file")
+    return text, bom
+
+
+def encode_source(text: str, bom: bool) -> bytes:
+    return (BOM if bom else b"") + text.encode("utf-8")

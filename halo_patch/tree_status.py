@@ -1,0 +1,132 @@
+"""Compare a tree with what apply writes: each change applied, absent or drifted, plus the state.
+
+Recognition needs no state dir (our nodes and files are known), so a tree patched before its
+`.halo-patch/` was deleted or damaged is still seen as patched; the state dir only adds whether a
+run was interrupted and whether the tree changed (upgrade, reinstall) since apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from halo_patch import footprint, journal, plan, transforms
+from halo_patch.errors import AnchorError, HaloPatchError
+from halo_patch.target import UltralyticsTarget
+from halo_patch.transforms import SourceFile
+
+APPLIED, ABSENT, DRIFTED = "applied", "absent", "drifted"
+
+
+@dataclass(frozen=True)
+class ChangeState:
+    change: str  # what the change is, as users know it
+    path: str  # relative to the target root
+    state: str  # APPLIED, ABSENT or DRIFTED
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    target: UltralyticsTarget
+    changes: tuple[ChangeState, ...]
+    has_manifest: bool
+    interrupted: str | None = None  # "apply" or "revert" when a run was interrupted
+    notes: tuple[str, ...] = ()  # state dir problems, version/path mismatches, pristine per RECORD
+
+    @property
+    def fully_applied(self) -> bool:
+        return self.interrupted is None and all(c.state == APPLIED for c in self.changes)
+
+    @property
+    def nothing_applied(self) -> bool:
+        return all(c.state == ABSENT for c in self.changes)
+
+    @property
+    def missing(self) -> list[ChangeState]:
+        return [c for c in self.changes if c.state != APPLIED]
+
+
+def _parse(target: UltralyticsTarget, path: Path) -> SourceFile | AnchorError | None:
+    """The parsed file, None when it is missing, or the error that stops it being read."""
+    if not path.is_file():
+        return None
+    try:
+        return SourceFile.parse(footprint.decode_source(path.read_bytes(), plan.where(target, path))[0], plan.where(target, path))
+    except AnchorError as exc:
+        return exc
+
+
+def _python_change(target, name: str, path: Path, src, predicate, remover) -> ChangeState:
+    """Our node in a Python file: applied, absent, or drifted when it is there but edited by hand."""
+    rel = target.relative(path)
+    if src is None:
+        return ChangeState(name, rel, ABSENT, "file missing")
+    if isinstance(src, AnchorError):
+        return ChangeState(name, rel, ABSENT, str(src))
+    try:
+        present = predicate(src)
+    except AnchorError as exc:
+        return ChangeState(name, rel, ABSENT, str(exc))
+    if present and remover(src).edited:
+        return ChangeState(name, rel, DRIFTED, "edited since apply; revert refuses it without --force")
+    return ChangeState(name, rel, APPLIED if present else ABSENT)
+
+
+def _file_change(target, name, path, expected: bytes | None) -> ChangeState:
+    rel = target.relative(path)
+    if not path.is_file():
+        return ChangeState(name, rel, ABSENT, "file missing")
+    if expected is not None and path.read_bytes() != expected:
+        return ChangeState(name, rel, DRIFTED, "differs from what apply writes")
+    return ChangeState(name, rel, APPLIED)
+
+
+def check_status(target: UltralyticsTarget) -> StatusReport:
+    """The state of every change apply makes (edited created files are drifted), and of the state dir.
+
+    A tasks.py that apply cannot read (not UTF-8, a NUL byte) stops status the same way (exit 2)."""
+    tasks = _parse(target, target.tasks_py)  # parsed once: libcst takes ~0.3 s on tasks.py
+    if isinstance(tasks, AnchorError) and "not valid Python" not in str(tasks):
+        raise tasks
+    try:
+        expected_yaml = plan.new_model_yaml(target).encode()
+    except AnchorError:
+        expected_yaml = None
+    init = target.addmodules_dir / "__init__.py"
+    rows = [
+        _file_change(target, "HaloAttention module", plan.module_path(target), plan.module_template()),
+        _python_change(target, "Addmodules import", init, _parse(target, init), transforms.has_package_import, transforms.remove_package_import),
+        _python_change(target, "tasks.py import", target.tasks_py, tasks, transforms.has_class_import, transforms.remove_class_import),
+        _python_change(target, "parse_model branch", target.tasks_py, tasks, transforms.has_branch, transforms.remove_branch),
+        _file_change(target, "model yaml", plan.yaml_path(target), expected_yaml),
+    ]
+    notes: list[str] = []
+    manifest = pending = None
+    try:
+        pending = journal.load_pending(target)
+        manifest = journal.load_manifest(target)
+    except HaloPatchError as exc:
+        notes.append(f"state dir not trusted: {exc}")
+    if pending is not None:
+        notes.append(
+            f"interrupted {pending.op}: {pending.done(target)} of {len(pending.steps)} files done; "
+            f"`halo-patch apply` or `halo-patch revert` finishes it"
+        )
+    if manifest is not None:
+        notes.extend(_mismatches(target, manifest))
+    elif any(r.state != ABSENT for r in rows) and not notes:
+        notes.append(f"no state dir ({target.state_dir}): changes recognised by their content; `halo-patch revert` removes them")
+    record = target.record_hashes().get(target.relative(target.tasks_py))
+    if record is not None and record == journal.sha256(footprint.read_regular(target.tasks_py)):
+        notes.append("tasks.py is the installed wheel's original (matches its RECORD)")
+    return StatusReport(target, tuple(rows), manifest is not None, None if pending is None else pending.op, tuple(notes))
+
+
+def _mismatches(target: UltralyticsTarget, manifest: journal.Manifest) -> list[str]:
+    out = []
+    if manifest.ultralytics_version != target.version:
+        out.append(f"applied to Ultralytics {manifest.ultralytics_version}, the tree is now {target.version} (upgraded or reinstalled)")
+    if manifest.package_dir != str(target.package_dir):
+        out.append(f"applied at {manifest.package_dir}, this tree is {target.package_dir} (moved or copied)")
+    return out
