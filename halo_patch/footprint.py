@@ -120,3 +120,12 @@ def is_inside(target: UltralyticsTarget, path: Path) -> bool:
     real = Path(os.path.realpath(path))
     package = Path(os.path.realpath(target.package_dir))
     return real == package or package in real.parents
+
+
+def is_our_entry(target: UltralyticsTarget, path: Path, action: str) -> bool:
+    """Whether a manifest entry names something apply makes: a Python file it edits, or a created
+    file whose bytes are recognisably ours. A foreign manifest naming other files is ignored."""
+    if python_edit_for(target, path) is not None:
+        return True
+    data = read_regular(path)
+    return action == "created" and data is not None and any(c.is_ours(data) for c in CREATED_FILES)

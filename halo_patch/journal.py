@@ -497,6 +497,9 @@ def commit(
     """Run `steps` as one transaction (the caller holds the lock). `manifest` is the state to leave
     (None: no state, the state dir goes); `dirs` are created (apply) or pruned when empty (revert);
     `keep` are extra bytes to store as blobs (originals the manifest names)."""
+    for s in steps:  # refuse a symlink out of the tree before anything is written
+        if s.after is not None:
+            _real_file(s.path, target.package_dir)
     _mkdirs(target.state_dir / BLOBS, target.root)
     _sweep_tmp([target.state_dir, target.state_dir / BLOBS, *(s.path.parent for s in steps)])
     for s in steps:

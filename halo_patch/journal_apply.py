@@ -63,7 +63,9 @@ def commit_apply(target: UltralyticsTarget, plan: Plan, options: ApplyOptions) -
     instant. Entries of an earlier manifest are carried only while their file is still exactly as
     halo-patch wrote it."""
     old = journal.load_manifest(target)
-    trusted = journal.trusted_entries(target, old)
+    trusted = {
+        rel: e for rel, e in journal.trusted_entries(target, old).items() if footprint.is_our_entry(target, target.root / rel, e.action)
+    }
     mode = new_file_mode(target)
     ordered = sorted(plan.changes, key=lambda c: c.before is not None)  # creations first, stable
     steps, entries, originals, dirs = [], {}, [], []
@@ -71,8 +73,7 @@ def commit_apply(target: UltralyticsTarget, plan: Plan, options: ApplyOptions) -
         rel = target.relative(change.path)
         steps.append(Step(change.path, rel, change.before, change.after, None if change.before is not None else mode))
         dirs.extend(d for d in _missing_dirs(target, change.path) if d not in dirs)
-        prior = trusted.get(rel)
-        if change.before is None or (prior is not None and prior.action == "created"):
+        if change.before is None:
             entries[rel] = ManifestEntry(rel, "created", None, journal.sha256(change.after), mode)
         else:
             original = _original(target, change)

@@ -46,7 +46,11 @@ def _label(target: UltralyticsTarget, path: Path) -> str:
 
 def plan_revert(target: UltralyticsTarget, manifest: Manifest | None, force: bool) -> RevertPlan:
     """Every file revert changes, from the tree as it is now (pure: reads only)."""
-    trusted = journal.trusted_entries(target, manifest)
+    trusted = {
+        rel: e
+        for rel, e in journal.trusted_entries(target, manifest).items()
+        if footprint.is_our_entry(target, target.root / rel, e.action)
+    }
     recorded = {e.path: e for e in manifest.files} if manifest else {}
     record = target.record_hashes()
     steps: list[Step] = []
@@ -93,10 +97,10 @@ def plan_revert(target: UltralyticsTarget, manifest: Manifest | None, force: boo
         for path in created.locate(target):
             _plan_delete(target, path, created.is_ours, recorded, force, steps, rows, refused, notes, handled)
     any_ours = lambda data: any(c.is_ours(data) for c in footprint.CREATED_FILES)  # noqa: E731
-    for entry in recorded.values():
+    for entry in recorded.values():  # files the manifest names outside the table: deleted only when recognisably ours
         if entry.action == "created":
             path = target.root / entry.path
-            _plan_delete(target, path, any_ours, recorded, force, steps, rows, refused, notes, handled)
+            _plan_delete(target, path, any_ours, {}, force, steps, rows, refused, notes, handled)
     dirs = [target.relative(d) for d in footprint.owned_dirs(target)]
     dirs += [d for d in (manifest.created_dirs if manifest else ()) if d not in dirs]
     if target.kind == "uninstalled":
