@@ -37,3 +37,9 @@ class RollbackError(HaloPatchError):
     """A failed run could not undo every file; the message lists each one with the command to fix it."""
 
     exit_code = 4
+
+
+class UnfinishedError(HaloPatchError):
+    """Every file of a run changed, but the state dir could not be updated; running again finishes it."""
+
+    exit_code = 4

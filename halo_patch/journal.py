@@ -34,7 +34,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from halo_patch.errors import ConflictError, HaloPatchError, LockedError, RollbackError, StateError, TargetError
+from halo_patch.errors import (
+    ConflictError,
+    HaloPatchError,
+    LockedError,
+    RollbackError,
+    StateError,
+    TargetError,
+    UnfinishedError,
+)
 from halo_patch.target import UltralyticsTarget
 
 SCHEMA = 2
@@ -500,6 +508,24 @@ def commit(
     for s in steps:  # refuse a symlink out of the tree before anything is written
         if s.after is not None:
             _real_file(s.path, target.package_dir)
+    try:
+        _prepare(target, op, steps, manifest, dirs, keep)
+        for s in steps:
+            _forward(target, s, op)
+    except BaseException as exc:
+        _rollback(target, op, steps, dirs, exc)
+        raise
+    try:
+        _finish(target, op, manifest, dirs)
+    except OSError as exc:  # every file is changed; only the state dir's bookkeeping is behind
+        raise UnfinishedError(
+            f"{describe_failure(exc)}; the {op} is made but the state dir could not be updated; "
+            f"run `halo-patch {op} --target {shlex.quote(str(target.root))}` again to finish"
+        ) from None
+
+
+def _prepare(target, op: str, steps: tuple[Step, ...], manifest: Manifest | None, dirs: tuple[str, ...], keep) -> None:
+    """Before the first change to the tree: every byte needed to go forward or back, then the intent."""
     _mkdirs(target.state_dir / BLOBS, target.root)
     _sweep_tmp([target.state_dir, target.state_dir / BLOBS, *(s.path.parent for s in steps)])
     for s in steps:
@@ -517,15 +543,6 @@ def commit(
         "manifest": None if manifest is None else _manifest_json(manifest),
     }
     _write_json(target, JOURNAL, record)
-    done: list[Step] = []
-    try:
-        for s in steps:
-            _forward(target, s, op)
-            done.append(s)
-        _finish(target, op, manifest, dirs)
-    except BaseException as exc:
-        _rollback(target, op, steps, manifest, dirs, exc)
-        raise
 
 
 def _forward(target: UltralyticsTarget, s: Step, op: str) -> None:
@@ -591,9 +608,7 @@ def remove_state_dir(target: UltralyticsTarget) -> None:
     _rmdir_if_empty(state)
 
 
-def _rollback(
-    target: UltralyticsTarget, op: str, steps: tuple[Step, ...], manifest: Manifest | None, dirs: tuple[str, ...], exc: BaseException
-) -> None:
+def _rollback(target: UltralyticsTarget, op: str, steps: tuple[Step, ...], dirs: tuple[str, ...], exc: BaseException) -> None:
     """Undo every step (each attempted), re-hash, then report; raises RollbackError when a file
     could not be restored (the journal stays, so status names the interruption)."""
     failed: list[str] = []
@@ -628,11 +643,13 @@ def _rollback(
             f"{describe_failure(exc)}; rollback could not restore {len(failed)} file(s): " + "; ".join(failed)
             + f"; then run `halo-patch {op} --target {shlex.quote(str(target.root))}` to finish"
         ) from None
-    try:
+    try:  # the state dir as it was before the run: its manifest and the blobs that one names
         _unlink(target.state_dir / JOURNAL)
-        _gc_blobs(target, manifest if op == "revert" else load_manifest(target))
-        if op == "apply" and not (target.state_dir / MANIFEST).exists():
+        existing = load_manifest(target)
+        if existing is None:
             remove_state_dir(target)
+        else:
+            _gc_blobs(target, existing)
     except (OSError, HaloPatchError):
         pass  # the tree is back; a leftover journal is finished (a no-op) by the next run
 
