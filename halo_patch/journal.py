@@ -226,14 +226,29 @@ def _parse_manifest(target: UltralyticsTarget, data: dict, where: str) -> Manife
 
 def load_manifest(target: UltralyticsTarget) -> Manifest | None:
     """The validated manifest, None without one; StateError (exit 2, naming the entry) otherwise."""
-    _check_state_dir(target)
-    path = target.state_dir / MANIFEST
-    data = _read_json(path)
-    return None if data is None else _parse_manifest(target, data, str(path))
+    with _state_hint(target):
+        _check_state_dir(target)
+        path = target.state_dir / MANIFEST
+        data = _read_json(path)
+        return None if data is None else _parse_manifest(target, data, str(path))
+
+
+@contextmanager
+def _state_hint(target: UltralyticsTarget) -> Iterator[None]:
+    """Say, after what is wrong, the way on: without the state dir revert works by recognition."""
+    try:
+        yield
+    except StateError as exc:
+        raise StateError(f"{exc}; nothing changed: move {target.state_dir} aside to revert by recognition") from None
 
 
 def load_pending(target: UltralyticsTarget) -> Pending | None:
     """The interrupted run recorded in journal.json, validated; None when no run was interrupted."""
+    with _state_hint(target):
+        return _load_pending(target)
+
+
+def _load_pending(target: UltralyticsTarget) -> Pending | None:
     _check_state_dir(target)
     path = target.state_dir / JOURNAL
     data = _read_json(path)

@@ -33,10 +33,11 @@ class StatusReport:
     has_manifest: bool
     interrupted: str | None = None  # "apply" or "revert" when a run was interrupted
     notes: tuple[str, ...] = ()  # state dir problems, version/path mismatches, pristine per RECORD
+    state_trusted: bool = True  # False: the state dir holds something halo-patch did not write
 
     @property
     def fully_applied(self) -> bool:
-        return self.interrupted is None and all(c.state == APPLIED for c in self.changes)
+        return self.interrupted is None and self.state_trusted and all(c.state == APPLIED for c in self.changes)
 
     @property
     def nothing_applied(self) -> bool:
@@ -103,11 +104,13 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     ]
     notes: list[str] = []
     manifest = pending = None
+    trusted = True
     try:
         pending = journal.load_pending(target)
         manifest = journal.load_manifest(target)
     except HaloPatchError as exc:
         notes.append(f"state dir not trusted: {exc}")
+        trusted = False
     if pending is not None:
         notes.append(
             f"interrupted {pending.op}: {pending.done(target)} of {len(pending.steps)} files done; "
@@ -120,7 +123,7 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     record = target.record_hashes().get(target.relative(target.tasks_py))
     if record is not None and record == journal.sha256(footprint.read_regular(target.tasks_py)):
         notes.append("tasks.py is the installed wheel's original (matches its RECORD)")
-    return StatusReport(target, tuple(rows), manifest is not None, None if pending is None else pending.op, tuple(notes))
+    return StatusReport(target, tuple(rows), manifest is not None, None if pending is None else pending.op, tuple(notes), trusted)
 
 
 def _mismatches(target: UltralyticsTarget, manifest: journal.Manifest) -> list[str]:

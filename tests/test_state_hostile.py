@@ -211,7 +211,7 @@ def test_a_hostile_entry_is_named_and_nothing_changes(pristine_copy: Path, tmp_p
         assert result.code == 2
         assert result.err == (
             f"error: {tree / STATE / 'manifest.json'}: files[0]: '../victim' leaves the package tree; "
-            "expected a relative path inside ultralytics/\n"
+            f"expected a relative path inside ultralytics/; nothing changed: move {tree / STATE} aside to revert by recognition\n"
         )
         assert tree_hashes(tree) == before
     status = cli("status", "--target", str(tree))

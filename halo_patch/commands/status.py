@@ -24,7 +24,9 @@ def run(target_path: Path | None, console: Console) -> int:
     console.print(t)
     for note in status.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
-    if status.interrupted:
+    if not status.state_trusted and all(c.state == APPLIED for c in status.changes):
+        verdict = "applied, but its state dir is not trusted"
+    elif status.interrupted:
         verdict = f"partially applied: interrupted {status.interrupted}"
     else:
         verdict = "fully applied" if status.fully_applied else "not applied" if status.nothing_applied else "partially applied"
