@@ -52,7 +52,7 @@ BLOBS = "blobs"
 ACTIONS = ("created", "modified")
 OPS = ("apply", "revert")
 TMP_SUFFIX = ".halo-tmp"
-FAULT_ENV = "HALO_PATCH_FAULT"  # test-only: "<k>:<raise|kill|enospc>[,...]" stops the k-th file operation
+FAULT_ENV = "HALO_PATCH_FAULT"  # test-only: "<k>:<raise|kill|enospc|interrupt>[,...]" stops the k-th file operation
 FAULT_LOG_ENV = "HALO_PATCH_FAULT_LOG"  # test-only: append one line per file operation to this file
 LOCK_WAIT_ENV = "HALO_PATCH_LOCK_WAIT"  # seconds to wait for another run on the same tree (default 120)
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -320,6 +320,8 @@ def _fault(label: str, path: Path) -> None:
         if index.strip() == str(_ops):
             if how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if how == "interrupt":
+                raise KeyboardInterrupt
             if how == "enospc":
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
             raise InjectedFault(f"injected fault at file operation {_ops} ({label} {path})")

@@ -72,6 +72,20 @@ def render(model: dict[str, Any], header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_rows(model: dict[str, Any], where: str) -> None:
+    """Every row is `[from, repeats, module, args]` with integer `from` (or a list of them)."""
+    for part in ("backbone", "head"):
+        for i, row in enumerate(model[part]):
+            ok = isinstance(row, list) and len(row) == 4 and isinstance(row[2], str) and isinstance(row[3], list)
+            frm = row[0] if ok else None
+            if not ok or not (_is_index(frm) or (isinstance(frm, list) and frm and all(_is_index(f) for f in frm))):
+                raise AnchorError(f"{where}: {part} row {i} is {row!r}; expected [from, repeats, module, args] with integer from")
+
+
 def derive(source_text: str, where: str, header: list[str]) -> str:
     """yolo11-HaloAttention.yaml text from yolo11.yaml text; checked by loading it back."""
     try:
@@ -81,6 +95,7 @@ def derive(source_text: str, where: str, header: list[str]) -> str:
     template = RowTemplate.load()
     if not isinstance(model, dict) or not isinstance(model.get("backbone"), list) or not isinstance(model.get("head"), list):
         raise AnchorError(f"{where}: no `backbone:` and `head:` lists; expected Ultralytics' yolo11.yaml")
+    _check_rows(model, where)
     if len(model["backbone"]) <= template.after:
         raise AnchorError(f"{where}: backbone has {len(model['backbone'])} rows; expected a row {template.after} to insert after")
     new_model = insert_row(model, template)
