@@ -395,9 +395,11 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
         _match_owner(tmp, like)
         _fault("replace", path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # ENOSPC from write(): name the file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     _fsync_dir(path.parent)
 
