@@ -75,13 +75,18 @@ register_python_edit(
         stub=plan.PACKAGE_INIT.encode(),
     )
 )
-register_created_file(CreatedFile("HaloAttention module", lambda t: [plan.module_path(t)], lambda b: b == plan.module_template()))
+register_created_file(CreatedFile("HaloAttention module", lambda t: [plan.module_path(t)], lambda b: as_lf(b) == plan.module_template()))
 register_created_file(CreatedFile("model yaml", _model_yamls, ownership.is_sealed))
 register_owned_dir(lambda t: t.addmodules_dir)
 register_owned_dir(lambda t: t.package_dir / "cfg" / "models" / "custom")
 
 
 # ---------------------------------------------------------------- reading files
+
+
+def as_lf(data: bytes) -> bytes:
+    """Bytes apply writes with the tree's line endings, compared as written (LF)."""
+    return data.replace(b"\r\n", b"\n")
 
 
 def read_regular(path: Path) -> bytes | None:

@@ -86,7 +86,7 @@ def plan_revert(target: UltralyticsTarget, manifest: Manifest | None, force: boo
         entry = trusted.get(rel)
         if entry is not None and entry.action == "modified" and journal.sha256(stripped) != entry.sha256_before:
             stripped = journal.read_blob(target, entry.sha256_before)  # unchanged since apply: the stored original
-        if edit.stub is not None and stripped == edit.stub:
+        if edit.stub is not None and footprint.as_lf(stripped) == edit.stub:
             steps.append(Step(path, rel, data, None))
             rows.append((rel, "deleted"))
         else:

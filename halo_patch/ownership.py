@@ -19,8 +19,9 @@ def seal(text: str) -> str:
 
 
 def is_sealed(data: bytes) -> bool:
-    """True when `data` starts with a seal that matches the rest of its bytes."""
-    first, sep, body = data.partition(b"\n")
+    """True when `data` starts with a seal that matches the rest of its bytes (written with the
+    tree's line endings: CRLF counts as LF)."""
+    first, sep, body = data.replace(b"\r\n", b"\n").partition(b"\n")
     if not sep or not first.startswith(SEAL_PREFIX):
         return False
     return first[len(SEAL_PREFIX):].decode("ascii", errors="replace") == hashlib.sha256(body).hexdigest()

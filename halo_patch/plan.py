@@ -52,6 +52,21 @@ def module_template() -> bytes:
     return files("halo_patch.templates").joinpath(MODULE_TEMPLATE).read_bytes()
 
 
+def tree_newline(target: UltralyticsTarget) -> bytes:
+    """The tree's line ending, as tasks.py has it: files apply creates follow it."""
+    try:
+        with open(target.tasks_py, "rb") as fh:
+            first = fh.readline()
+    except OSError:
+        return b"\n"
+    return b"\r\n" if first.endswith(b"\r\n") else b"\n"
+
+
+def with_newline(data: bytes, newline: bytes) -> bytes:
+    """`data` (written with \\n) with the tree's line ending."""
+    return data if newline == b"\n" else data.replace(b"\n", newline)
+
+
 def module_path(target: UltralyticsTarget) -> Path:
     return target.addmodules_dir / f"{transforms.MODULE_STEM}.py"
 
@@ -119,11 +134,14 @@ def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()
     else:
         init_text, init_bom = decode_source(init_before, where(target, init_path))
         new_init = encode_source(new_package_init(init_text, where(target, init_path)), init_bom)
+    nl = tree_newline(target)
+    if init_before is None:
+        new_init = with_newline(new_init, nl)
     wanted = [
-        (module_path(target), module_template(), "HaloAttention module", True),
+        (module_path(target), with_newline(module_template(), nl), "HaloAttention module", True),
         (init_path, new_init, "Addmodules package import", True),  # one edit: a file that needs it never had it
         (target.tasks_py, encode_source(new_tasks, tasks_bom), "import + parse_model branch", tasks_pristine),
-        (yaml_path(target), new_model_yaml(target).encode(), "yolo11-HaloAttention.yaml", True),
+        (yaml_path(target), with_newline(new_model_yaml(target).encode(), nl), "yolo11-HaloAttention.yaml", True),
     ]
     changes = []
     for path, after, what, pristine in wanted:

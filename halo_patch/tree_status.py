@@ -78,7 +78,7 @@ def _file_change(target, name, path, expected: bytes | None) -> ChangeState:
     rel = target.relative(path)
     if not path.is_file():
         return ChangeState(name, rel, ABSENT, "file missing")
-    if expected is not None and path.read_bytes() != expected:
+    if expected is not None and footprint.as_lf(path.read_bytes()) != expected:
         return ChangeState(name, rel, DRIFTED, "differs from what apply writes")
     return ChangeState(name, rel, APPLIED)
 

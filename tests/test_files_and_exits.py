@@ -99,16 +99,22 @@ def test_written_files_keep_the_trees_owner_and_its_owner_can_run_it_again(tmp_p
         shutil.rmtree(root)
 
 
-def test_bom_and_crlf_are_kept(tree: Path) -> None:
+def test_bom_and_crlf_are_kept_and_new_files_follow_crlf(tree: Path) -> None:
     tasks = tree / "ultralytics/nn/tasks.py"
     tasks.write_bytes(b"\xef\xbb\xbf" + tasks.read_bytes().replace(b"\n", b"\r\n"))
+    pristine = tree_hashes(tree)
     assert cli("apply", "--target", str(tree)).code == 0
+    applied = tree_hashes(tree)
     patched = tasks.read_bytes()
     assert patched.startswith(b"\xef\xbb\xbf") and b"elif m is HaloAttention:\r\n" in patched
     assert patched.count(b"\n") == patched.count(b"\r\n")
-    _revert_exact = cli("revert", "--target", str(tree))
-    assert _revert_exact.code == 0
-    _round_trip(tree)
+    for created in ("nn/Addmodules/halo_attention.py", "nn/Addmodules/__init__.py", "cfg/models/11/yolo11-HaloAttention.yaml"):
+        data = (tree / "ultralytics" / created).read_bytes()
+        assert data.count(b"\n") == data.count(b"\r\n") > 0, created  # new files follow the tree's line endings
+    assert cli("status", "--target", str(tree)).code == 0
+    assert cli("apply", "--target", str(tree)).code == 0 and tree_hashes(tree) == applied
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine
 
 
 def test_paths_with_rich_markup_are_printed_as_they_are(tmp_path: Path) -> None:
