@@ -8,6 +8,7 @@ that: where a file is still exactly what apply wrote, its stored original is put
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,91 +47,110 @@ def _label(target: UltralyticsTarget, path: Path) -> str:
 
 def plan_revert(target: UltralyticsTarget, manifest: Manifest | None, force: bool) -> RevertPlan:
     """Every file revert changes, from the tree as it is now (pure: reads only)."""
-    trusted = {
-        rel: e
-        for rel, e in journal.trusted_entries(target, manifest).items()
-        if footprint.is_our_entry(target, target.root / rel, e.action)
-    }
-    recorded = {e.path: e for e in manifest.files} if manifest else {}
-    record = target.record_hashes()
-    steps: list[Step] = []
-    rows: list[tuple[str, str]] = []
-    refused: list[Refusal] = []
-    notes: list[str] = []
+    planner = _Planner(target, manifest, force)
     for edit in footprint.PYTHON_EDITS:
-        path = edit.locate(target)
-        rel = target.relative(path)
-        data = footprint.read_regular(path)
-        if data is None or record.get(rel) == journal.sha256(data):
-            continue  # absent, or exactly the installed wheel's file
-        if not footprint.is_inside(target, path):
-            notes.append(f"kept {rel}: a symlink out of the package tree")
-            continue
-        try:
-            stripped, removal = footprint.strip_ours(edit, data, _label(target, path), force)
-        except AnchorError as exc:
-            entry = trusted.get(rel)
-            if entry is not None and entry.action == "modified":
-                steps.append(Step(path, rel, data, journal.read_blob(target, entry.sha256_before)))
-                rows.append((rel, "restored"))
-            else:
-                notes.append(f"kept {rel}: {exc}")
-            continue
-        if removal.edited and not force:
-            forced = footprint.strip_ours(edit, data, _label(target, path), True)[0]
-            names = ", ".join(dict.fromkeys(removal.edited))
-            refused.append(Refusal(rel, data, forced, f"our {names} changed since apply"))
-            continue
-        if stripped == data:
-            continue
-        entry = trusted.get(rel)
-        if entry is not None and entry.action == "modified" and journal.sha256(stripped) != entry.sha256_before:
-            stripped = journal.read_blob(target, entry.sha256_before)  # unchanged since apply: the stored original
-        if edit.stub is not None and footprint.as_lf(stripped) == edit.stub:
-            steps.append(Step(path, rel, data, None))
-            rows.append((rel, "deleted"))
-        else:
-            steps.append(Step(path, rel, data, stripped))
-            rows.append((rel, "restored" if entry is not None and not removal.edited else "our lines removed"))
-    handled = {s.rel for s in steps}
+        planner.take_out_nodes(edit)
     for created in footprint.CREATED_FILES:
         for path in created.locate(target):
-            _plan_delete(target, path, created.is_ours, recorded, force, steps, rows, refused, notes, handled)
+            planner.delete_if_ours(path, created.is_ours, by_manifest=True)
     any_ours = lambda data: any(c.is_ours(data) for c in footprint.CREATED_FILES)  # noqa: E731
-    for entry in recorded.values():  # files the manifest names outside the table: deleted only when recognisably ours
+    for entry in planner.recorded.values():  # named by the manifest outside the table: only when recognisably ours
         if entry.action == "created":
-            path = target.root / entry.path
-            _plan_delete(target, path, any_ours, {}, force, steps, rows, refused, notes, handled)
-    dirs = [target.relative(d) for d in footprint.owned_dirs(target)]
-    dirs += [d for d in (manifest.created_dirs if manifest else ()) if d not in dirs]
-    if target.kind == "uninstalled":
-        for s in steps:
-            dirs += [target.relative(p) for p in s.path.parents if target.package_dir in [p, *p.parents]]
-    if manifest is not None:
-        notes += _mismatches(target, manifest)
-    return RevertPlan(tuple(steps), tuple(rows), tuple(refused), tuple(notes), tuple(dict.fromkeys(dirs)))
+            planner.delete_if_ours(target.root / entry.path, any_ours, by_manifest=False)
+    return planner.result()
 
 
-def _plan_delete(target, path, is_ours, recorded, force, steps, rows, refused, notes, handled) -> None:
-    rel = target.relative(path)
-    if rel in handled or not path.exists() and not path.is_symlink():
-        return
-    handled.add(rel)
-    if path.is_symlink() or not path.is_file():
-        notes.append(f"kept {rel}: not a regular file, so not one halo-patch wrote")
-        return
-    data = path.read_bytes()
-    if is_ours(data):
-        steps.append(Step(path, rel, data, None))
-        rows.append((rel, "deleted"))
-    elif rel in recorded and recorded[rel].action == "created":
-        if force:
-            steps.append(Step(path, rel, data, None))
-            rows.append((rel, "deleted (edited, --force)"))
+class _Planner:
+    """Collects a revert's steps, report rows, refusals and notes while it walks the tables."""
+
+    def __init__(self, target: UltralyticsTarget, manifest: Manifest | None, force: bool) -> None:
+        self.target = target  # the tree
+        self.manifest = manifest  # validated state, or None
+        self.force = force  # --force: edited nodes and files of ours go too
+        self.trusted = {  # manifest entries whose file is still exactly what apply wrote
+            rel: e
+            for rel, e in journal.trusted_entries(target, manifest).items()
+            if footprint.is_our_entry(target, target.root / rel, e.action)
+        }
+        self.recorded = {e.path: e for e in manifest.files} if manifest else {}  # every entry, trusted or not
+        self.record = target.record_hashes()  # the installed wheel's RECORD hashes
+        self.steps: list[Step] = []
+        self.rows: list[tuple[str, str]] = []
+        self.refused: list[Refusal] = []
+        self.notes: list[str] = []
+        self.seen: set[str] = set()  # files already planned
+
+    def _step(self, path: Path, before: bytes, after: bytes | None, row: str) -> None:
+        rel = self.target.relative(path)
+        self.steps.append(Step(path, rel, before, after))
+        self.rows.append((rel, row))
+        self.seen.add(rel)
+
+    def take_out_nodes(self, edit: footprint.PythonEdit) -> None:
+        """A Python file apply edits: our nodes out by CST; the stored original when it is unchanged."""
+        target, path = self.target, edit.locate(self.target)
+        rel = target.relative(path)
+        data = footprint.read_regular(path)
+        if data is None or self.record.get(rel) == journal.sha256(data):
+            return  # absent, or exactly the installed wheel's file
+        if not footprint.is_inside(target, path):
+            self.notes.append(f"kept {rel}: a symlink out of the package tree")
+            return
+        entry = self.trusted.get(rel)
+        exact = journal.read_blob(target, entry.sha256_before) if entry is not None and entry.action == "modified" else None
+        try:
+            stripped, removal = footprint.strip_ours(edit, data, _label(target, path), self.force)
+        except AnchorError as exc:
+            if exact is not None:
+                self._step(path, data, exact, "restored")
+            else:
+                self.notes.append(f"kept {rel}: {exc}")
+            return
+        if removal.edited and not self.force:
+            forced = footprint.strip_ours(edit, data, _label(target, path), True)[0]
+            names = ", ".join(dict.fromkeys(removal.edited))
+            self.refused.append(Refusal(rel, data, forced, f"our {names} changed since apply"))
+            return
+        if stripped == data:
+            return
+        if exact is not None:
+            stripped = exact  # unchanged since apply: the stored original, byte for byte
+        if edit.stub is not None and footprint.as_lf(stripped) == edit.stub:
+            self._step(path, data, None, "deleted")
         else:
-            refused.append(Refusal(rel, data, None, "changed since apply created it"))
-    else:
-        notes.append(f"kept {rel}: not as halo-patch writes it")
+            self._step(path, data, stripped, "restored" if exact is not None else "our lines removed")
+
+    def delete_if_ours(self, path: Path, is_ours, by_manifest: bool) -> None:
+        """A file apply creates: deleted while its bytes are ours; an edited one (the manifest says
+        apply created it) is refused, or deleted with --force; anything else is kept."""
+        rel = self.target.relative(path)
+        if rel in self.seen or not os.path.lexists(path):
+            return
+        self.seen.add(rel)
+        if path.is_symlink() or not path.is_file():
+            self.notes.append(f"kept {rel}: not a regular file, so not one halo-patch wrote")
+            return
+        data = path.read_bytes()
+        entry = self.recorded.get(rel) if by_manifest else None
+        if is_ours(data):
+            self._step(path, data, None, "deleted")
+        elif entry is not None and entry.action == "created":
+            if self.force:
+                self._step(path, data, None, "deleted (edited, --force)")
+            else:
+                self.refused.append(Refusal(rel, data, None, "changed since apply created it"))
+        else:
+            self.notes.append(f"kept {rel}: not as halo-patch writes it")
+
+    def result(self) -> RevertPlan:
+        target = self.target
+        dirs = [target.relative(d) for d in footprint.owned_dirs(target)]
+        dirs += [d for d in (self.manifest.created_dirs if self.manifest else ()) if d not in dirs]
+        if target.kind == "uninstalled":  # pip left these dirs only because our files were in them
+            for s in self.steps:
+                dirs += [target.relative(p) for p in s.path.parents if target.package_dir in [p, *p.parents]]
+        notes = self.notes + (_mismatches(target, self.manifest) if self.manifest else [])
+        return RevertPlan(tuple(self.steps), tuple(self.rows), tuple(self.refused), tuple(notes), tuple(dict.fromkeys(dirs)))
 
 
 def _mismatches(target: UltralyticsTarget, manifest: Manifest) -> list[str]:
