@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from halo_patch import ownership, plan, transforms
-from halo_patch.errors import AnchorError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import Removal, SourceFile
 from halo_patch.transforms.source import decode_source, encode_source

@@ -77,3 +77,40 @@ def test_two_chains_is_an_error_not_a_guess() -> None:
 def test_package_import_after_existing_imports() -> None:
     out = add_package_import(SourceFile.parse('"""Mine."""\nfrom .CBAM import CBAM\n\n__all__ = ["CBAM"]\n', "x")).code
     assert out == '"""Mine."""\nfrom .CBAM import CBAM\nfrom .halo_attention import HaloAttention\n\n__all__ = ["CBAM"]\n'
+
+
+def test_remove_is_the_exact_inverse_of_add() -> None:
+    from halo_patch.transforms import remove_branch, remove_class_import
+
+    for text in (TASKS, TASKS.replace("\n", "\r\n")):
+        patched = add_branch(add_class_import(src(text)))
+        without_import = remove_class_import(patched)
+        without_both = remove_branch(without_import.src)
+        assert without_both.src.code == text
+        assert without_import.removed + without_both.removed == ("tasks.py import", "parse_model branch")
+
+
+def test_remove_keeps_user_lines_and_refuses_an_edited_branch_unless_forced() -> None:
+    from halo_patch.transforms import remove_branch, remove_class_import
+
+    patched = add_branch(add_class_import(src(TASKS))).code
+    mine = patched.replace("from ultralytics.nn.Addmodules import HaloAttention\n", "# mine\nfrom ultralytics.nn.Addmodules import HaloAttention\n")
+    kept = remove_class_import(src(mine)).src.code
+    assert "# mine\nfrom ultralytics.utils import LOGGER" in kept and "Addmodules" not in kept
+
+    edited = patched.replace("            args = [c2, *args]\n", "            args = [c2, *args, 3]\n")
+    refused = remove_branch(src(edited))
+    assert refused.edited == ("parse_model branch",) and refused.removed == () and refused.src.code == edited
+    forced = remove_branch(src(edited), force=True)
+    assert "HaloAttention:" not in forced.src.code
+
+
+def test_forced_removal_from_an_edited_import_keeps_the_other_names() -> None:
+    from halo_patch.transforms import remove_class_import
+
+    patched = add_class_import(src(TASKS)).code.replace(
+        "from ultralytics.nn.Addmodules import HaloAttention\n", "from ultralytics.nn.Addmodules import HaloAttention, CBAM\n"
+    )
+    assert remove_class_import(src(patched)).edited == ("tasks.py import",)
+    out = remove_class_import(src(patched), force=True).src.code
+    assert "from ultralytics.nn.Addmodules import CBAM\n" in out and "HaloAttention" not in out
