@@ -120,6 +120,8 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         notes.extend(_mismatches(target, manifest))
     elif any(r.state != ABSENT for r in rows) and not notes:
         notes.append(f"no state dir ({target.state_dir}): changes recognised by their content; `halo-patch revert` removes them")
+    if target.kind == "uninstalled":
+        notes.append(f"Ultralytics is uninstalled here; `halo-patch revert --target {target.root}` removes what halo-patch left")
     record = target.record_hashes().get(target.relative(target.tasks_py))
     if record is not None and record == journal.sha256(footprint.read_regular(target.tasks_py)):
         notes.append("tasks.py is the installed wheel's original (matches its RECORD)")

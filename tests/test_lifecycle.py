@@ -106,6 +106,8 @@ def test_uninstall_then_revert_cleans_up_the_leftovers(tmp_path: Path) -> None:
     assert (site / "ultralytics/nn/Addmodules/halo_attention.py").is_file()  # what pip leaves behind
     assert (site / ".halo-patch").is_dir()
 
+    status = cli("status", "--target", str(site))
+    assert status.code == 1 and f"Ultralytics is uninstalled here; `halo-patch revert --target {site}`" in status.out
     reverted = cli("revert", "--target", str(site))
     assert reverted.code == 0, reverted.err
     assert "uninstalled" in reverted.out

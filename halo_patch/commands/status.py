@@ -15,7 +15,7 @@ _STYLE = {APPLIED: "green", DRIFTED: "yellow"}
 
 
 def run(target_path: Path | None, console: Console) -> int:
-    target = find_target(target_path)
+    target = find_target(target_path, leftovers=True)
     report.print_target(console, target)
     status = check_status(target)
     t = report.table("HaloAttention changes", ["change", "file", "state", "detail"])
