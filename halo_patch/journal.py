@@ -527,12 +527,14 @@ def commit(
     for s in steps:  # refuse a symlink out of the tree before anything is written
         if s.after is not None:
             _real_file(s.path, target.package_dir)
+    started = 0  # steps begun: the last one may be half way (its file is then old or new, never torn)
     try:
         _prepare(target, op, steps, manifest, dirs, keep)
         for s in steps:
+            started += 1
             _forward(target, s, op)
     except BaseException as exc:
-        _rollback(target, op, steps, dirs, exc)
+        _rollback(target, op, steps[:started], dirs, exc)
         raise
     try:
         _finish(target, op, manifest, dirs)
@@ -631,12 +633,14 @@ def _rollback(target: UltralyticsTarget, op: str, steps: tuple[Step, ...], dirs:
     """Undo every step (each attempted), re-hash, then report; raises RollbackError when a file
     could not be restored (the journal stays, so status names the interruption)."""
     failed: list[str] = []
-    for s in reversed(steps):
+    for index, s in reversed(list(enumerate(steps))):
         try:
             current = _disk_sha(s.path)
             if current == s.sha_from:
                 continue
             if current != s.sha_to:
+                if index == len(steps) - 1:
+                    continue  # the step that failed never wrote this: someone else did, and it stays
                 raise ConflictError(f"{s.path}: changed by someone else during the {op}")
             if s.before is None:
                 _unlink(s.path)
@@ -654,7 +658,7 @@ def _rollback(target: UltralyticsTarget, op: str, steps: tuple[Step, ...], dirs:
                 _rmdir_if_empty(target.root / rel)
             except OSError:
                 pass  # an empty dir left behind changes nothing Ultralytics reads
-    unrestored = [s for s in steps if _disk_sha(s.path) != s.sha_from]
+    unrestored = [s for i, s in enumerate(steps) if _left_changed(s, in_progress=i == len(steps) - 1)]
     if failed or unrestored:
         if not failed:
             failed = [_fix_command(target, s, None) for s in unrestored]
@@ -671,6 +675,12 @@ def _rollback(target: UltralyticsTarget, op: str, steps: tuple[Step, ...], dirs:
             _gc_blobs(target, existing)
     except (OSError, HaloPatchError):
         pass  # the tree is back; a leftover journal is finished (a no-op) by the next run
+
+
+def _left_changed(s: Step, in_progress: bool) -> bool:
+    """Re-hashed after a rollback: still not its old bytes (the failed step counts only if it wrote)."""
+    current = _disk_sha(s.path)
+    return current != s.sha_from and (not in_progress or current == s.sha_to)
 
 
 def describe_failure(exc: BaseException) -> str:

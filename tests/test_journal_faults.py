@@ -143,3 +143,23 @@ def test_an_unexpected_error_exits_3_with_a_saved_traceback(trees, monkeypatch) 
     assert "Traceback" in saved.read_text() and "Traceback" not in result.err
     saved.unlink()
     assert tree_hashes(work) == tree_hashes(trees["pristine"])
+
+
+def test_an_edit_saved_between_plan_and_write_is_never_lost(trees, monkeypatch) -> None:
+    """An editor saves tasks.py after apply planned it (here: right after the journal is written):
+    the hash check just before the replace stops apply, everything is rolled back, the edit stays."""
+    work = _reset(trees, "pristine")
+    tasks = work / "ultralytics/nn/tasks.py"
+    edited = tasks.read_bytes() + b"# saved by an editor meanwhile\n"
+    prepare = journal._prepare
+
+    def prepare_then_edit(*args, **kwargs):
+        prepare(*args, **kwargs)
+        tasks.write_bytes(edited)
+
+    monkeypatch.setattr(journal, "_prepare", prepare_then_edit)
+    result = cli("apply", "--target", str(work))
+    assert result.code == 2
+    assert result.err == f"error: {tasks}: changed while halo-patch was running (not what the apply planned from); run apply again\n"
+    assert tasks.read_bytes() == edited
+    assert not (work / "ultralytics/nn/Addmodules").exists() and not (work / ".halo-patch").exists()
