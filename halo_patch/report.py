@@ -46,3 +46,13 @@ def table(title: str, columns: list[str]) -> Table:
     for c in columns:
         t.add_column(c)
     return t
+
+
+def print_findings(console: Console, findings) -> None:
+    """The pieces of a hand-made HaloAttention install (tutorial.Finding), one row each."""
+    if not findings:
+        return
+    t = table("HaloAttention installed by hand", ["found", "file", "state", "detail"])
+    for f in findings:
+        t.add_row(f.what, f.path, "[red]in use[/]" if f.in_use else "kept", f.detail)
+    console.print(t)
