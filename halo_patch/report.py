@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -49,10 +50,10 @@ def table(title: str, columns: list[str]) -> Table:
 
 
 def print_findings(console: Console, findings) -> None:
-    """The pieces of a hand-made HaloAttention install (tutorial.Finding), one row each."""
+    """The pieces of a hand-made HaloAttention install (tutorial.Finding), one line each (never wrapped)."""
     if not findings:
         return
-    t = table("HaloAttention installed by hand", ["found", "file", "state", "detail"])
+    console.print("[bold]HaloAttention installed by hand:[/]")
     for f in findings:
-        t.add_row(f.what, f.path, "[red]in use[/]" if f.in_use else "kept", f.detail)
-    console.print(t)
+        state = "[red]in use[/]" if f.in_use else "kept  "
+        console.print(f"  {state}  {f.what}  {escape(f.path)}: {escape(f.detail)}", soft_wrap=True, highlight=False)
