@@ -144,13 +144,21 @@ def _user_modules(target: UltralyticsTarget, template: bytes):
         src = read_source(target, path)
         if src is None:
             continue
-        classes = {s.name.value: s for s in src.module.body if isinstance(s, cst.ClassDef)}
-        if CLASS_NAME not in classes:
-            continue
-        shape = _ShapeVisitor()
-        classes[CLASS_NAME].visit(shape)
-        others = tuple(n for n in classes if n != CLASS_NAME and n not in shape.names and not n.startswith("_"))
-        yield UserModule(path, f"{ADDMODULES}.{path.stem}", shape.inverted_mask, shape.divisibility_assert, others)
+        shape = module_shape(src)
+        if shape is not None:
+            yield UserModule(path, f"{ADDMODULES}.{path.stem}", *shape)
+
+
+def module_shape(src: SourceFile) -> tuple[bool, bool, tuple[str, ...]] | None:
+    """For a file defining `class HaloAttention`: (inverted mask, divisibility assert, the other top-level
+    classes HaloAttention does not use); None when the file defines no such class."""
+    classes = {s.name.value: s for s in src.module.body if isinstance(s, cst.ClassDef)}
+    if CLASS_NAME not in classes:
+        return None
+    shape = _ShapeVisitor()
+    classes[CLASS_NAME].visit(shape)
+    others = tuple(n for n in classes if n != CLASS_NAME and n not in shape.names and not n.startswith("_"))
+    return shape.inverted_mask, shape.divisibility_assert, others
 
 
 def user_yamls(target: UltralyticsTarget) -> list[Path]:

@@ -222,3 +222,21 @@ def test_other_tutorial_modules_are_untouched(tree: Path) -> None:
     assert out == "ultralytics.nn.Addmodules.CBAM ultralytics.nn.Addmodules.halo_attention\n"
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
+
+
+def test_readopt_after_a_hand_edit_keeps_the_original_backups(tree: Path) -> None:
+    """The user puts their import back after adopt: status says it is in use again, apply --adopt takes
+    it out again, and revert still gives the tree as it was before the first adopt."""
+    package = tree / "ultralytics"
+    install_tutorial(package, form="tuple", tasks_import="from ultralytics.nn.Addmodules.HaloAttention import HaloAttention\n")
+    pristine = tree_hashes(tree)
+    assert cli("apply", "--target", str(tree), "--adopt").code == 0
+    init = package / "nn/Addmodules/__init__.py"
+    init.write_text(init.read_text() + "from .HaloAttention import *\n")
+    status = cli("status", "--target", str(tree))
+    assert status.code == 1 and "  in use  Addmodules import  ultralytics/nn/Addmodules/__init__.py: from .HaloAttention import *\n" in status.out
+    assert cli("apply", "--target", str(tree)).code == 2
+    assert cli("apply", "--target", str(tree), "--adopt").code == 0
+    assert _lines(init) == ["from .CBAM import *", "from .halo_attention import HaloAttention"]
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine
