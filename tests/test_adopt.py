@@ -190,27 +190,31 @@ def test_adopt_refuses_a_module_file_holding_other_classes(tree: Path) -> None:
     assert tree_hashes(tree) == pristine
 
 
-def test_other_tutorial_modules_are_untouched(tree: Path) -> None:
+@pytest.mark.parametrize("layout", ["addmodules", "modules"])
+def test_other_tutorial_modules_are_untouched(layout: str, tree: Path) -> None:
     """CBAM with its own file, star import and `elif m is CBAM:`: apply adds only ours, revert only takes ours out."""
     package = tree / "ultralytics"
     install_cbam(package)
+    cbam_init = (package / "nn/Addmodules/__init__.py").read_bytes()
     pristine = tree_hashes(tree)
     status = cli("status", "--target", str(tree))
     assert status.code == 1 and "installed by hand" not in status.out
-    applied = cli("apply", "--target", str(tree))
+    applied = cli("apply", "--target", str(tree), "--layout", layout)
     assert applied.code == 0, applied.err
     after = tree_hashes(tree)
     changed = {p for p in after if after[p] != pristine.get(p) and not p.startswith(".halo-patch")}
-    assert changed == {
-        "ultralytics/nn/Addmodules/__init__.py",
-        "ultralytics/nn/Addmodules/halo_attention.py",
-        "ultralytics/nn/tasks.py",
-        "ultralytics/cfg/models/11/yolo11-HaloAttention.yaml",
-    }
-    assert _lines(package / "nn/Addmodules/__init__.py") == ["from .CBAM import *", "from .halo_attention import HaloAttention"]
     tasks = _lines(package / "nn/tasks.py")
-    assert [l for l in tasks if "Addmodules" in l] == ["from ultralytics.nn.Addmodules import *"]  # it brings ours too
     assert CBAM_BRANCH.splitlines()[0] in tasks and "        elif m is HaloAttention:" in tasks
+    common = {"ultralytics/nn/tasks.py", "ultralytics/cfg/models/11/yolo11-HaloAttention.yaml"}
+    if layout == "addmodules":
+        assert changed == common | {"ultralytics/nn/Addmodules/__init__.py", "ultralytics/nn/Addmodules/halo_attention.py"}
+        assert _lines(package / "nn/Addmodules/__init__.py") == ["from .CBAM import *", "from .halo_attention import HaloAttention"]
+        assert [l for l in tasks if "HaloAttention" in l and l.startswith("from ")] == []  # the star import brings ours
+        assert [l for l in tasks if "Addmodules" in l] == ["from ultralytics.nn.Addmodules import *"]
+    else:
+        assert changed == common | {"ultralytics/nn/modules/__init__.py", "ultralytics/nn/modules/halo_attention.py"}
+        assert (package / "nn/Addmodules/__init__.py").read_bytes() == cbam_init
+        assert [l for l in tasks if "HaloAttention" in l and l.startswith("from ")] == ["from ultralytics.nn.modules import HaloAttention"]
     out = run_in_tree(
         tree,
         """
@@ -219,7 +223,8 @@ def test_other_tutorial_modules_are_untouched(tree: Path) -> None:
         """,
         cwd=tree.parent,
     )
-    assert out == "ultralytics.nn.Addmodules.CBAM ultralytics.nn.Addmodules.halo_attention\n"
+    ours = "ultralytics.nn.modules.halo_attention" if layout == "modules" else "ultralytics.nn.Addmodules.halo_attention"
+    assert out == f"ultralytics.nn.Addmodules.CBAM {ours}\n"
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
 
@@ -238,5 +243,29 @@ def test_readopt_after_a_hand_edit_keeps_the_original_backups(tree: Path) -> Non
     assert cli("apply", "--target", str(tree)).code == 2
     assert cli("apply", "--target", str(tree), "--adopt").code == 0
     assert _lines(init) == ["from .CBAM import *", "from .halo_attention import HaloAttention"]
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine
+
+
+def test_adopt_into_the_modules_layout(tree: Path) -> None:
+    """--adopt --layout modules: the user's class leaves Addmodules' imports, ours comes from nn/modules."""
+    package = tree / "ultralytics"
+    install_tutorial(package, form="is")
+    old_module = run_in_tree(tree, SAVE_OLD, cwd=tree.parent).strip()
+    pristine = tree_hashes(tree)
+    adopted = cli("apply", "--target", str(tree), "--adopt", "--layout", "modules")
+    assert adopted.code == 0, adopted.err
+    assert _lines(package / "nn/Addmodules/__init__.py") == ["from .CBAM import *"]
+    tasks = _lines(package / "nn/tasks.py")
+    assert [l for l in tasks if l.startswith("from ") and ("HaloAttention" in l or "Addmodules" in l)] == [
+        "from ultralytics.nn.modules import HaloAttention",
+        "from ultralytics.nn.Addmodules import *",
+    ]
+    out = run_in_tree(tree, CHECK_ADOPTED, cwd=tree.parent)
+    assert "tasks ultralytics.nn.modules.halo_attention\n" in out
+    assert "eager ['ultralytics.nn.Addmodules.CBAM'] False\n" in out
+    assert "built yolo11n-HaloAttention-halo-patch.yaml ultralytics.nn.modules.halo_attention\n" in out
+    assert f"same output True {old_module}\n" in out
+    assert cli("status", "--target", str(tree)).code == 0
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
