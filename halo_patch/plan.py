@@ -7,7 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from halo_patch import __version__, model_yaml, ownership, transforms, tutorial
-from halo_patch.errors import AdoptError, AnchorError
+from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
 from halo_patch.transforms.modules_export import add_modules_export
@@ -188,7 +188,7 @@ def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()
     imports of their class go, an equivalent branch is reused, their files stay.
     """
     if options.layout not in LAYOUTS:
-        raise AnchorError(f"--layout {options.layout!r}: expected one of {', '.join(LAYOUTS)}")
+        raise HaloPatchError(f"--layout {options.layout!r}: expected one of {', '.join(LAYOUTS)}")
     tasks_before = _read(target.tasks_py)
     tasks_text = _decode(tasks_before, target.tasks_py) if tasks_before is not None else ""
     tasks_src = SourceFile.parse(tasks_text, where(target, target.tasks_py))
@@ -224,7 +224,7 @@ def _refuse_other_layout(target: UltralyticsTarget, layout: str) -> None:
     other = "addmodules" if layout == "modules" else "modules"
     path = module_path(target, other)
     if path.is_file() and path.read_bytes() == module_template():
-        raise AnchorError(
+        raise HaloPatchError(
             f"{path}: HaloAttention is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
         )
 

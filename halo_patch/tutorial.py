@@ -113,12 +113,12 @@ def _branch(tasks: SourceFile) -> HaloBranch | None:
 
 
 def _is_foreign_import(line: ImportLine, user: frozenset[str], package_imports_user: bool) -> bool:
-    """An import in tasks.py that binds the user's HaloAttention, or binds one otherwise than apply writes."""
+    """An import in tasks.py that binds the user's HaloAttention, or one from a module halo-patch does not use."""
     if line.module in user:
         return True
-    if line.names is None:  # a star import of the package brings the user's class while the package imports it
-        return line.module == ADDMODULES and package_imports_user
-    return CLASS_NAME in line.names and (line.names != (CLASS_NAME,) or line.module not in (ADDMODULES, MODULES_IMPORT))
+    if line.module == ADDMODULES:  # brings the user's class only while the package imports it
+        return package_imports_user and (line.names is None or CLASS_NAME in line.names)
+    return line.names is not None and CLASS_NAME in line.names and line.module != MODULES_IMPORT
 
 
 def _render(src: SourceFile, index: int) -> str:

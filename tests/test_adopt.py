@@ -269,3 +269,21 @@ def test_adopt_into_the_modules_layout(tree: Path) -> None:
     assert cli("status", "--target", str(tree)).code == 0
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
+
+
+def test_a_named_import_shared_with_cbam_is_kept_as_the_one_import(tree: Path) -> None:
+    """`from ultralytics.nn.Addmodules import CBAM, HaloAttention`: kept (it now brings ours); a second run changes nothing."""
+    package = tree / "ultralytics"
+    install_tutorial(package, form="is", cbam_tasks_import="from ultralytics.nn.Addmodules import CBAM, HaloAttention\n")
+    pristine = tree_hashes(tree)
+    assert cli("status", "--target", str(tree)).code == 1
+    assert cli("apply", "--target", str(tree)).code == 2
+    assert cli("apply", "--target", str(tree), "--adopt").code == 0
+    tasks = _lines(package / "nn/tasks.py")
+    assert [l for l in tasks if "Addmodules" in l] == ["from ultralytics.nn.Addmodules import CBAM, HaloAttention"]
+    status = cli("status", "--target", str(tree))
+    assert status.code == 0 and "  in use  " not in status.out
+    again = cli("apply", "--target", str(tree))
+    assert again.code == 0 and "already applied" in again.out
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine
