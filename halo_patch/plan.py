@@ -72,9 +72,11 @@ def class_package(layout: str) -> str:
     return transforms.MODULES_IMPORT if layout == "modules" else transforms.ADDMODULES
 
 
-def detect_layout(target: UltralyticsTarget) -> str:
-    """The layout a tree was patched with: "modules" when our module sits in nn/modules/."""
-    return "modules" if module_path(target, "modules").is_file() else "addmodules"
+def detect_layout(target: UltralyticsTarget, tasks: SourceFile | None = None) -> str:
+    """The layout a tree was patched with: "modules" when our module sits in nn/modules/ or tasks.py
+    imports HaloAttention from ultralytics.nn.modules (a half-applied tree)."""
+    in_modules = module_path(target, "modules").is_file() or (tasks is not None and transforms.binds_class(tasks, transforms.MODULES_IMPORT))
+    return "modules" if in_modules else "addmodules"
 
 
 def yaml_path(target: UltralyticsTarget) -> Path:

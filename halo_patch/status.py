@@ -85,9 +85,10 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         expected_yaml = plan.new_model_yaml(target, yaml_file.name).encode()
     except AnchorError:
         expected_yaml = None
-    layout = plan.detect_layout(target)
-    package = plan.class_package(layout)
     tasks = _parse(target, target.tasks_py)  # parsed once: libcst takes ~0.3 s on tasks.py
+    tasks_src = tasks if isinstance(tasks, SourceFile) else None
+    layout = plan.detect_layout(target, tasks_src)
+    package = plan.class_package(layout)
     if layout == "modules":
         init = target.package_dir / "nn" / "modules" / "__init__.py"
         export = _python_change(target, "nn/modules export", init, _parse(target, init), transforms.has_modules_export)
@@ -104,7 +105,6 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     manifest = journal.load_manifest(target)
     if manifest is not None:
         rows = [_mark_drift(target, manifest, row) for row in rows]
-    tasks_src = tasks if isinstance(tasks, SourceFile) else None
     install = tutorial.find_tutorial_install(target, plan.module_template(), tasks_src)
     return StatusReport(target, tuple(rows), manifest is not None, install.findings)
 

@@ -121,3 +121,17 @@ def test_layout_modules_apply_status_revert(version: str, kind: str, tmp_path: P
     assert tree_hashes(root) == after
     assert cli("revert", "--target", str(target)).code == 0
     assert tree_hashes(root) == pristine
+
+
+def test_half_applied_modules_layout_is_reported_in_that_layout(tmp_path: Path) -> None:
+    """The module file deleted by hand: status still reads the tree in the modules layout and names what is missing."""
+    root = tmp_path / "tree"
+    package = copy_installed(root)
+    assert cli("apply", "--target", str(root), "--layout", "modules").code == 0
+    (package / "nn/modules/halo_attention.py").unlink()
+    status = cli("status", "--target", str(root))
+    assert status.code == 1 and "partially applied" in status.out
+    rows = {l.split("│")[1].strip(): l.split("│")[3].strip() for l in status.out.splitlines() if l.count("│") >= 4}
+    assert rows["HaloAttention module"] == "absent" and rows["nn/modules export"] == "applied"
+    assert rows["tasks.py import"] == "applied" and rows["parse_model branch"] == "applied"
+    assert "ultralytics/nn/modules/halo_attention.py" in status.out
