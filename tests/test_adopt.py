@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import cli
-from conftest import copy_installed, tree_hashes
+from conftest import copy_installed, make_site_packages, tree_hashes
 from tutorial_install import CBAM_BRANCH, install_cbam, install_tutorial
 
 # (branch form, install options): every branch form, with the import styles people use.
@@ -287,3 +287,23 @@ def test_a_named_import_shared_with_cbam_is_kept_as_the_one_import(tree: Path) -
     assert again.code == 0 and "already applied" in again.out
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
+
+
+@pytest.mark.parametrize("version", ["8.3.40", "8.4.70"])
+def test_adopt_on_older_releases(version: str, tmp_path: Path) -> None:
+    """The set-literal chain (8.3.40) and the restricted-loading guard (8.4.70): adopt, then revert byte-exact;
+    HaloAttention in the first `m in {...}` set is refused."""
+    package = make_site_packages(version, tmp_path / "tree")
+    install_tutorial(package, form="tuple")
+    pristine = tree_hashes(package.parent)
+    assert cli("apply", "--target", str(package)).code == 2
+    assert cli("apply", "--target", str(package), "--adopt").code == 0
+    assert cli("status", "--target", str(package)).code == 0
+    assert cli("revert", "--target", str(package)).code == 0
+    assert tree_hashes(package.parent) == pristine
+
+    based = make_site_packages(version, tmp_path / "based")
+    install_tutorial(based, form="base")
+    refused = cli("apply", "--target", str(based), "--adopt")
+    header = "if m in base_modules:" if version == "8.4.70" else "if m in {"
+    assert refused.code == 2 and f"parse_model's `{header}" in refused.err and "with other arguments" in refused.err

@@ -188,8 +188,10 @@ def install_tutorial(
     tasks = package / "nn" / "tasks.py"
     if tasks_import:
         _after_modules_import(tasks, tasks_import)
-    if form == "base":  # into the first branch's frozenset, as some posts do
-        edit(tasks, "base_modules = frozenset(\n        {\n", "base_modules = frozenset(\n        {\n            HaloAttention,\n")
+    if form == "base":  # into the first branch's set (a frozenset named base_modules from 8.3.70), as some posts do
+        text = tasks.read_text(encoding="utf-8")
+        old = "base_modules = frozenset(\n        {\n" if "base_modules = frozenset(" in text else "        if m in {\n"
+        edit(tasks, old, old + "            HaloAttention,\n")
     elif form == "set":  # CBAM's own branch, widened to a set
         edit(tasks, "        elif m is CBAM:\n", BRANCH_FORMS["set"])
     else:
