@@ -56,9 +56,13 @@ def test_equivalent_bodies_are_recognised(body: str) -> None:
     [
         (with_branch("        elif m is HaloAttention:\n", "            c2 = args[0]\n"), "elif m is HaloAttention:"),
         (TASKS.replace("if m in base_modules:", "if m in {Conv, HaloAttention}:"), "if m in {Conv, HaloAttention}:"),
+        (
+            TASKS.replace("if m in base_modules:", "if m in {\n            Classify,\n            Conv,\n            C2f,\n            SPPF,\n            HaloAttention,\n        }:"),
+            "if m in {Classify, Conv, ..., HaloAttention}:",
+        ),
         (TASKS.replace("    for i, (f", "    base_modules = frozenset({Conv, HaloAttention})\n    for i, (f"), "if m in base_modules:"),
     ],
-    ids=["other-body", "first-set", "base-modules"],
+    ids=["other-body", "first-set", "first-set-long", "base-modules"],
 )
 def test_a_branch_with_other_arguments_is_an_error(source: str, header: str) -> None:
     parsed = src(source)

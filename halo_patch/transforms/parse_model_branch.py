@@ -152,12 +152,22 @@ def _body_key(branch: cst.If) -> str:
     return ast.dump(ast.parse(code))
 
 
+def _one_line(src: SourceFile, test: cst.BaseExpression) -> str:
+    """A branch test for a one-line message: a long set shortened to `m in {Classify, Conv, ..., HaloAttention}`."""
+    operand = test.comparisons[0].comparator if isinstance(test, cst.Comparison) else None
+    if isinstance(operand, (cst.Set, cst.Tuple, cst.List)) and len(operand.elements) > 4:
+        names = [src.module.code_for_node(e.value) for e in operand.elements]
+        shown = [*names[:2], "...", *([CLASS_NAME] if CLASS_NAME in names[2:] else [])]
+        return f"m in {{{', '.join(shown)}}}"
+    return " ".join(src.module.code_for_node(test).split())
+
+
 def find_halo_branch(src: SourceFile) -> HaloBranch | None:
     """The first branch of parse_model's chain that handles HaloAttention, in any form, or None."""
     ours = cst.ensure_type(cst.parse_statement(BRANCH_SOURCE), cst.If)
     for index, branch in enumerate(_branches(_find_chain(src)[2])):
         if _handles_halo(src, branch, first=index == 0):
-            header = ("if " if index == 0 else "elif ") + src.module.code_for_node(branch.test) + ":"
+            header = ("if " if index == 0 else "elif ") + _one_line(src, branch.test) + ":"
             equivalent = index > 0 and _body_key(branch) in _EQUIVALENT
             exact = _is_halo_branch(branch) and _body_key(branch) == _body_key(ours)
             return HaloBranch(header, equivalent, exact)
