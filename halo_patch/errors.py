@@ -43,3 +43,11 @@ class UnfinishedError(HaloPatchError):
     """Every file of a run changed, but the state dir could not be updated; running again finishes it."""
 
     exit_code = 4
+
+
+class AdoptError(HaloPatchError):
+    """A hand-made (tutorial) HaloAttention install that apply will not take over as it stands."""
+
+    def __init__(self, message: str, findings: tuple = ()) -> None:
+        super().__init__(message)
+        self.findings = findings  # what was found (tutorial.Finding), shown above the error line

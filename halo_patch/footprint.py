@@ -28,7 +28,7 @@ class PythonEdit:
 
     name: str
     locate: Callable[[UltralyticsTarget], Path]
-    removers: tuple[Callable[[SourceFile, bool], Removal], ...]
+    removers: tuple[Callable[..., Removal], ...]  # each called as remove(src, force=...)
     stub: bytes | None = None  # the file's bytes without our nodes when apply created it
 
 
@@ -65,7 +65,13 @@ def _model_yamls(target: UltralyticsTarget) -> Iterable[Path]:
     return sorted(p for p in models.glob("*/*-HaloAttention.yaml"))
 
 
-register_python_edit(PythonEdit("tasks.py", lambda t: t.tasks_py, (transforms.remove_class_import, transforms.remove_branch)))
+def _remove_modules_import(src: SourceFile, force: bool = False) -> Removal:
+    return transforms.remove_class_import(src, transforms.MODULES_IMPORT, force=force)  # --layout modules
+
+
+register_python_edit(
+    PythonEdit("tasks.py", lambda t: t.tasks_py, (transforms.remove_class_import, _remove_modules_import, transforms.remove_branch))
+)
 register_python_edit(
     PythonEdit(
         "Addmodules/__init__.py",
@@ -74,7 +80,16 @@ register_python_edit(
         stub=plan.PACKAGE_INIT.encode(),
     )
 )
-register_created_file(CreatedFile("HaloAttention module", lambda t: [plan.module_path(t)], lambda b: as_lf(b) == plan.module_template()))
+register_python_edit(
+    PythonEdit("nn/modules/__init__.py", lambda t: t.package_dir / "nn" / "modules" / "__init__.py", (transforms.remove_modules_export,))
+)
+register_created_file(
+    CreatedFile(
+        "HaloAttention module",
+        lambda t: [plan.module_path(t, layout) for layout in plan.LAYOUTS],
+        lambda b: as_lf(b) == plan.module_template(),
+    )
+)
 register_created_file(CreatedFile("model yaml", _model_yamls, ownership.is_sealed))
 register_owned_dir(lambda t: t.addmodules_dir)
 register_owned_dir(lambda t: t.package_dir / "cfg" / "models" / "custom")
@@ -102,7 +117,7 @@ def strip_ours(edit: PythonEdit, data: bytes, label: str, force: bool = False) -
     src = SourceFile.parse(text, label)
     result = Removal(src)
     for remove in edit.removers:
-        result = result.then(remove(result.src, force))
+        result = result.then(remove(result.src, force=force))
     out = data if not result.removed and not (force and result.edited) else encode_source(result.src.code, bom)
     return out, result
 

@@ -26,17 +26,24 @@ def edited_created_files(plan: Plan, options: ApplyOptions) -> list[FileChange]:
     return out
 
 
-def _original(target: UltralyticsTarget, change: FileChange) -> bytes:
-    """The file as it was before any apply: `before`, or `before` with our earlier nodes taken out."""
-    if change.pristine:
-        return change.before
+def _original(target: UltralyticsTarget, change: FileChange, old: ManifestEntry | None, adopt: bool) -> bytes:
+    """The file as it was before any apply. An earlier apply's stored original is kept when the file
+    differs from it only by our nodes (or when adopting: the hand-made install is the original);
+    else `before`, with our nodes taken out when it holds some (a half-applied file)."""
     edit = footprint.python_edit_for(target, change.path)
-    if edit is None:
+    stored = journal.read_blob(target, old.sha256_before) if old is not None and old.action == "modified" else None
+    if stored is not None and edit is not None and (adopt or _strip(edit, stored) == _strip(edit, change.before)):
+        return stored
+    if change.pristine or adopt or edit is None:
         return change.before
+    return _strip(edit, change.before)
+
+
+def _strip(edit: footprint.PythonEdit, data: bytes) -> bytes:
     try:
-        return footprint.strip_ours(edit, change.before, str(change.path))[0]
+        return footprint.strip_ours(edit, data, str(edit.name))[0]
     except AnchorError:
-        return change.before
+        return data
 
 
 def _missing_dirs(target: UltralyticsTarget, path: Path) -> list[str]:
@@ -76,7 +83,7 @@ def commit_apply(target: UltralyticsTarget, plan: Plan, options: ApplyOptions) -
         if change.before is None:
             entries[rel] = ManifestEntry(rel, "created", None, journal.sha256(change.after), mode)
         else:
-            original = _original(target, change)
+            original = _original(target, change, old.entry(rel) if old else None, options.adopt)
             originals.append(original)
             entries[rel] = ManifestEntry(rel, "modified", journal.sha256(original), journal.sha256(change.after), _mode(change.path))
     for rel, entry in trusted.items():

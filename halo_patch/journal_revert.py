@@ -93,18 +93,19 @@ class _Planner:
         data = footprint.read_regular(path)
         if data is None or self.record.get(rel) == journal.sha256(data):
             return  # absent, or exactly the installed wheel's file
+        if self.manifest is not None and rel not in self.recorded:
+            return  # apply did not edit it: what looks like ours was there before (an adopted install)
         if not footprint.is_inside(target, path):
             self.notes.append(f"kept {rel}: a symlink out of the package tree")
             return
         entry = self.trusted.get(rel)
-        exact = journal.read_blob(target, entry.sha256_before) if entry is not None and entry.action == "modified" else None
+        if entry is not None and entry.action == "modified":  # exactly as apply wrote it: the stored original
+            self._step(path, data, journal.read_blob(target, entry.sha256_before), "restored")
+            return
         try:
             stripped, removal = footprint.strip_ours(edit, data, _label(target, path), self.force)
         except AnchorError as exc:
-            if exact is not None:
-                self._step(path, data, exact, "restored")
-            else:
-                self.notes.append(f"kept {rel}: {exc}")
+            self.notes.append(f"kept {rel}: {exc}")
             return
         if removal.edited and not self.force:
             forced = footprint.strip_ours(edit, data, _label(target, path), True)[0]
@@ -113,12 +114,10 @@ class _Planner:
             return
         if stripped == data:
             return
-        if exact is not None:
-            stripped = exact  # unchanged since apply: the stored original, byte for byte
         if edit.stub is not None and footprint.as_lf(stripped) == edit.stub:
             self._step(path, data, None, "deleted")
         else:
-            self._step(path, data, stripped, "restored" if exact is not None else "our lines removed")
+            self._step(path, data, stripped, "our lines removed")
 
     def delete_if_ours(self, path: Path, is_ours, by_manifest: bool) -> None:
         """A file apply creates: deleted while its bytes are ours; an edited one (the manifest says

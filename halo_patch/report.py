@@ -57,3 +57,13 @@ def print_waiting(console: Console, target: UltralyticsTarget) -> None:
 def print_recovered(console: Console, op: str | None) -> None:
     if op is not None:
         console.print(f"[yellow]Finished the interrupted {op}[/] (from the journal in the state dir).")
+
+
+def print_findings(console: Console, findings) -> None:
+    """The pieces of a hand-made HaloAttention install (tutorial.Finding), one line each (never wrapped)."""
+    if not findings:
+        return
+    console.print("[bold]HaloAttention installed by hand:[/]")
+    for f in findings:
+        state = "[red]in use[/]" if f.in_use else "kept  "
+        console.print(f"  {state}  {f.what}  {escape(f.path)}: {escape(f.detail)}", soft_wrap=True, highlight=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from halo_patch import footprint, journal, plan, transforms
+from halo_patch import footprint, journal, plan, transforms, tutorial
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
@@ -34,10 +34,20 @@ class StatusReport:
     interrupted: str | None = None  # "apply" or "revert" when a run was interrupted
     notes: tuple[str, ...] = ()  # state dir problems, version/path mismatches, pristine per RECORD
     state_trusted: bool = True  # False: the state dir holds something halo-patch did not write
+    findings: tuple[tutorial.Finding, ...] = ()  # a hand-made HaloAttention install (see halo_patch.tutorial)
+
+    @property
+    def hand_made_in_use(self) -> bool:
+        return any(f.in_use for f in self.findings)
 
     @property
     def fully_applied(self) -> bool:
-        return self.interrupted is None and self.state_trusted and all(c.state == APPLIED for c in self.changes)
+        return (
+            self.interrupted is None
+            and self.state_trusted
+            and all(c.state == APPLIED for c in self.changes)
+            and not self.hand_made_in_use
+        )
 
     @property
     def nothing_applied(self) -> bool:
@@ -58,8 +68,9 @@ def _parse(target: UltralyticsTarget, path: Path) -> SourceFile | AnchorError | 
         return exc
 
 
-def _python_change(target, name: str, path: Path, src, predicate, remover) -> ChangeState:
-    """Our node in a Python file: applied, absent, or drifted when it is there but edited by hand."""
+def _python_change(target, name: str, path: Path, src, predicate, remover, unchanged: frozenset = frozenset()) -> ChangeState:
+    """Our node in a Python file: applied, absent, or drifted when it is there but edited by hand
+    (a file still exactly as apply wrote it, `unchanged`, was not edited)."""
     rel = target.relative(path)
     if src is None:
         return ChangeState(name, rel, ABSENT, "file missing")
@@ -69,7 +80,7 @@ def _python_change(target, name: str, path: Path, src, predicate, remover) -> Ch
         present = predicate(src)
     except AnchorError as exc:
         return ChangeState(name, rel, ABSENT, str(exc))
-    if present and remover(src).edited:
+    if rel not in unchanged and remover(src).edited:
         return ChangeState(name, rel, DRIFTED, "edited since apply; revert refuses it without --force")
     return ChangeState(name, rel, APPLIED if present else ABSENT)
 
@@ -90,18 +101,6 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     tasks = _parse(target, target.tasks_py)  # parsed once: libcst takes ~0.3 s on tasks.py
     if isinstance(tasks, AnchorError) and "not valid Python" not in str(tasks):
         raise tasks
-    try:
-        expected_yaml = plan.new_model_yaml(target).encode()
-    except AnchorError:
-        expected_yaml = None
-    init = target.addmodules_dir / "__init__.py"
-    rows = [
-        _file_change(target, "HaloAttention module", plan.module_path(target), plan.module_template()),
-        _python_change(target, "Addmodules import", init, _parse(target, init), transforms.has_package_import, transforms.remove_package_import),
-        _python_change(target, "tasks.py import", target.tasks_py, tasks, transforms.has_class_import, transforms.remove_class_import),
-        _python_change(target, "parse_model branch", target.tasks_py, tasks, transforms.has_branch, transforms.remove_branch),
-        _file_change(target, "model yaml", plan.yaml_path(target), expected_yaml),
-    ]
     notes: list[str] = []
     manifest = pending = None
     trusted = True
@@ -111,6 +110,39 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     except HaloPatchError as exc:
         notes.append(f"state dir not trusted: {exc}")
         trusted = False
+    unchanged = frozenset(journal.trusted_entries(target, manifest))  # exactly as apply wrote them
+    if manifest is not None:  # files apply did not edit hold no edit of ours (an adopted install's lines)
+        recorded = {e.path for e in manifest.files}
+        python_files = (target.tasks_py, target.addmodules_dir / "__init__.py", target.package_dir / "nn" / "modules" / "__init__.py")
+        unchanged |= {target.relative(p) for p in python_files if target.relative(p) not in recorded}
+    yaml_file = plan.yaml_path(target)
+    try:
+        expected_yaml = plan.new_model_yaml(target, yaml_file.name).encode()
+    except AnchorError:
+        expected_yaml = None
+    tasks_src = tasks if isinstance(tasks, SourceFile) else None
+    layout = plan.detect_layout(target, tasks_src)
+    package = plan.class_package(layout)
+    if layout == "modules":
+        init = target.package_dir / "nn" / "modules" / "__init__.py"
+        export = _python_change(
+            target, "nn/modules export", init, _parse(target, init), transforms.has_modules_export, transforms.remove_modules_export, unchanged
+        )
+    else:
+        init = target.addmodules_dir / "__init__.py"
+        export = _python_change(
+            target, "Addmodules import", init, _parse(target, init), transforms.has_package_import, transforms.remove_package_import, unchanged
+        )
+    rows = [
+        _file_change(target, "HaloAttention module", plan.module_path(target, layout), plan.module_template()),
+        export,
+        _python_change(
+            target, "tasks.py import", target.tasks_py, tasks, lambda src: transforms.binds_class(src, package),
+            lambda src: transforms.remove_class_import(src, package), unchanged,
+        ),
+        _python_change(target, "parse_model branch", target.tasks_py, tasks, transforms.has_branch, transforms.remove_branch, unchanged),
+        _file_change(target, "model yaml", yaml_file, expected_yaml),
+    ]
     if pending is not None:
         notes.append(
             f"interrupted {pending.op}: {pending.done(target)} of {len(pending.steps)} files done; "
@@ -125,7 +157,10 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     record = target.record_hashes().get(target.relative(target.tasks_py))
     if record is not None and record == journal.sha256(footprint.read_regular(target.tasks_py)):
         notes.append("tasks.py is the installed wheel's original (matches its RECORD)")
-    return StatusReport(target, tuple(rows), manifest is not None, None if pending is None else pending.op, tuple(notes), trusted)
+    install = tutorial.find_tutorial_install(target, plan.module_template(), tasks_src)
+    return StatusReport(
+        target, tuple(rows), manifest is not None, None if pending is None else pending.op, tuple(notes), trusted, install.findings
+    )
 
 
 def _mismatches(target: UltralyticsTarget, manifest: journal.Manifest) -> list[str]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-
 from rich.markup import escape
 
 from halo_patch import journal, journal_apply, report
-from halo_patch.errors import DriftError, HaloPatchError
-from halo_patch.plan import ApplyOptions, plan_apply
+from halo_patch.errors import AdoptError, DriftError, HaloPatchError
+from halo_patch.plan import ApplyOptions, Plan, plan_apply, scaled_name, yaml_path
 from halo_patch.target import find_target, require_writable
 
 
@@ -35,7 +34,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
     require_writable(target)
     with journal.locked(target, on_wait=lambda: report.print_waiting(console, target)):
         report.print_recovered(console, journal.recover(target))
-        plan = plan_apply(target, options)
+        plan = _plan(target, options, console)
         if plan.empty:
             console.print("HaloAttention is already applied; nothing to change.")
             return 0
@@ -57,9 +56,23 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         action = "created" if change.before is None else "modified"
         t.add_row(escape(f"{change.what} ({action})"), escape(target.relative(change.path)), report.line_counts(change.before, change.after))
     console.print(t)
-    console.print("Build it with [bold]YOLO('yolo11n-HaloAttention.yaml')[/] (scales n/s/m/l/x); check it with `halo-patch verify`.")
+    console.print(
+        f"Build it with [bold]YOLO('{escape(scaled_name(yaml_path(target).name))}')[/] (scales n/s/m/l/x); "
+        "check it with `halo-patch verify`."
+    )
     _warn_scale_trap(console, target)
     return 0
+
+
+def _plan(target, options: ApplyOptions, console: Console) -> Plan:
+    """The plan, with any hand-made install it found listed above it (or above the error)."""
+    try:
+        plan = plan_apply(target, options)
+    except AdoptError as exc:
+        report.print_findings(console, exc.findings)
+        raise
+    report.print_findings(console, plan.findings)
+    return plan
 
 
 def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console: Console) -> int:
@@ -67,7 +80,7 @@ def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console:
     pending = journal.load_pending(target)
     if pending is not None:
         console.print(f"[yellow]interrupted {pending.op}[/]: `halo-patch apply` finishes it first.")
-    plan = plan_apply(target, options)
+    plan = _plan(target, options, console)
     if plan.empty and pending is None:
         console.print("HaloAttention is already applied; nothing to change.")
         return 0

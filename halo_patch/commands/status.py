@@ -24,7 +24,12 @@ def run(target_path: Path | None, console: Console) -> int:
     console.print(t)
     for note in status.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
-    if not status.state_trusted and all(c.state == APPLIED for c in status.changes):
+    report.print_findings(console, status.findings)
+    if status.hand_made_in_use:
+        console.print("A HaloAttention installed by hand is in use; `halo-patch apply --adopt` puts halo-patch's in its place.")
+    if status.hand_made_in_use:
+        verdict = "installed by hand, not by halo-patch"
+    elif not status.state_trusted and all(c.state == APPLIED for c in status.changes):
         verdict = "applied, but its state dir is not trusted"
     elif status.interrupted:
         verdict = f"partially applied: interrupted {status.interrupted}"
