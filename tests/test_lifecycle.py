@@ -163,11 +163,10 @@ def test_reapply_refuses_to_overwrite_an_edited_created_file(tmp_path: Path) -> 
     module = site / "ultralytics/nn/Addmodules/halo_attention.py"
     module.write_text(module.read_text() + "# tuned by me\n")
     edited = tree_hashes(site)
-    result = cli("apply", "--target", str(site))
-    assert result.code == 2
-    assert result.err.startswith("error: ultralytics/nn/Addmodules/halo_attention.py: changed since halo-patch wrote it")
-    assert "+# tuned by me" in result.out
-    assert tree_hashes(site) == edited
+    for flags in ([], ["--adopt"]):  # an edited module of ours is never overwritten, adopted or not
+        result = cli("apply", "--target", str(site), *flags)
+        assert result.code == 2 and result.err.startswith(f"error: {module}: ") and result.err.count("\n") == 1, result.err
+        assert tree_hashes(site) == edited
     refused = cli("revert", "--target", str(site))
     assert refused.code == 2 and "changed since apply created it" in refused.err
     assert cli("revert", "--target", str(site), "--force").code == 0
