@@ -131,7 +131,7 @@ def _yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan) -> FileC
             f"{where(target, model.path)}: {target.relative(clash[0])} has the same name, and Ultralytics finds "
             "model yamls by name; expected a unique name: rename your base yaml"
         )
-    what = f"{model.path.name} (HaloAttention at layer {', '.join(str(i.index) for i in model.inserted)})"
+    what = f"model yaml, HaloAttention at layer {', '.join(str(i.index) for i in model.inserted)}"
     return FileChange(model.path, before, after, what, True)
 
 

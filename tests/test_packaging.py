@@ -20,12 +20,12 @@ def test_wheel_ships_templates_and_reads_them(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("halo_patch-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        assert {"halo_patch/templates/halo_attention.py", "halo_patch/templates/halo_row.yaml"} <= names
+        assert {"halo_patch/templates/halo_attention.py", "halo_patch/model_yaml/planner.py", "halo_patch/model_yaml/graph.py"} <= names
         assert any(n.endswith("entry_points.txt") and b"halo-patch = halo_patch.cli:main" in zf.read(n) for n in names)
         zf.extractall(tmp_path / "site")
     probe = (
         "import halo_patch.plan as p, halo_patch.model_yaml as y;"
-        "print(p.__file__); print(len(p.module_template())); print(y.RowTemplate.load())"
+        "print(p.__file__); print(len(p.module_template())); print(y.build_name('yolo11-seg-HaloAttention.yaml')[0])"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],
@@ -35,4 +35,4 @@ def test_wheel_ships_templates_and_reads_them(tmp_path: Path) -> None:
     ).stdout.splitlines()
     assert out[0].startswith(str(tmp_path / "site"))
     assert int(out[1]) > 0
-    assert out[2] == "RowTemplate(after=8, row=[-1, 1, 'HaloAttention', [2, 1]])"
+    assert out[2] == "yolo11n-seg-HaloAttention.yaml"

@@ -45,7 +45,7 @@ class BaseYaml:
 
     @property
     def family(self) -> str:
-        hit = re.match(r"(yoloe-\d+|yolo-?v?\d+|rtdetr|yolo)", self.path.stem)
+        hit = re.match(r"(yoloe-v?\d+|yolov?\d+|rtdetr)", self.path.stem)
         return hit.group(1) if hit else self.path.stem
 
     @property
