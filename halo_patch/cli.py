@@ -51,7 +51,9 @@ def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
     try:
         code = func(*args, console)
     except HaloPatchError as exc:
-        _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
+        from rich.markup import escape  # a message may hold `[...]` (a yaml row, a path): print it as written
+
+        _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(code)
 
@@ -94,7 +96,10 @@ def apply(
     """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
     from halo_patch.commands import apply as cmd
 
-    _run(cmd.run, target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt))
+    def run(console) -> int:  # the flags are checked inside the error boundary: a bad --args is one line, exit 2
+        return cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt), console)
+
+    _run(run)
 
 
 @app.command()
