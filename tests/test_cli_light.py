@@ -33,6 +33,6 @@ def run_probe(*args: str) -> dict:
 def test_verbs_import_neither_torch_nor_ultralytics(tmp_path: Path) -> None:
     copy_installed(tmp_path)
     t = ["--target", str(tmp_path)]
-    for args, code in [(["--help"], 0), (["apply", *t], 0), (["status", *t], 0), (["revert", *t], 0), (["status"], 1)]:
+    for args, code in [(["--help"], 0), (["apply", *t], 0), (["status", *t], 0), (["revert", *t], 0), (["status"], 1), (["bases", *t], 0)]:
         result = run_probe(*args)
         assert result == {"code": code, "heavy": []}, (args, result)

@@ -62,6 +62,18 @@ def test_after_several_placements_and_args(package: Path) -> None:
     assert "Build it with YOLO('yolov8n-HaloAttention.yaml') (scales n/s/m/l/x: the letter after the version number)." in result.out
 
 
+def test_dry_run_shows_the_proof_and_the_diff_and_writes_nothing(package: Path) -> None:
+    before = tree_hashes(package.parent)
+    result = cli("apply", "--target", str(package), "--dry-run", "--base", "yolo11-pose", "--after", "10")
+    assert result.code == 0, result.err
+    assert "HaloAttention(c_in, 2, 1) in ultralytics/cfg/models/11/yolo11-pose-HaloAttention.yaml (from yolo11-pose.yaml, pose):" in result.out
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in result.out.splitlines() if line.count("│") == 9]
+    assert cells == [["11", "10 C2PSA", "12 nn.Upsample, 22 Concat", "256", "512", "512", "512", "768"]]
+    assert "+  - [-1, 1, HaloAttention, [2, 1]] # 11 inserted by halo-patch" in result.out
+    assert "would create ultralytics/cfg/models/11/yolo11-pose-HaloAttention.yaml (model yaml, HaloAttention at layer 11)" in result.out
+    assert tree_hashes(package.parent) == before
+
+
 def test_insertion_into_the_head(package: Path) -> None:
     assert cli("apply", "--target", str(package), "--after", "16").code == 0
     rows = rows_of(package / "cfg/models/11/yolo11-HaloAttention.yaml")

@@ -145,3 +145,19 @@ def test_the_oracle_rejects_a_shift_that_ignores_relative_indices() -> None:
             naive.append([-1, 1, "HaloAttention", [2, 1]])
     with pytest.raises(AssertionError):
         assert_spliced(rows, naive, {9}, [2, 1])
+
+
+def test_channels_are_known_for_every_shipped_layer() -> None:
+    """apply reports input channels without torch: every layer of every shipped yaml has a rule, and
+    every single-tensor layer gets a width (CBLinear outputs a list of tensors)."""
+    from halo_patch.model_yaml.channels import compute_output_channels, list_known_modules, read_scales
+
+    for base in BASES.values():
+        assert {r[2] for r in base.rows} <= list_known_modules(), base.name
+        for scale in read_scales(base.model):
+            widths = compute_output_channels(base.model, base.rows, scale)
+            assert all(w is not None for w, r in zip(widths[:-1], base.rows) if r[2] != "CBLinear"), (base.name, scale)
+    yolo11 = BASES["yolo11"]
+    assert {s: compute_output_channels(yolo11.model, yolo11.rows, s)[8] for s in "nsmlx"} == {
+        "n": 256, "s": 512, "m": 512, "l": 512, "x": 768  # make_divisible(min(1024, cap) * width, 8)
+    }

@@ -25,7 +25,7 @@ def test_wheel_ships_templates_and_reads_them(tmp_path: Path) -> None:
         zf.extractall(tmp_path / "site")
     probe = (
         "import halo_patch.plan as p, halo_patch.model_yaml as y;"
-        "print(p.__file__); print(len(p.module_template())); print(y.build_name('yolo11-seg-HaloAttention.yaml')[0])"
+        "print(p.__file__); print(len(p.module_template())); print(y.name_for_build('yolo11-seg-HaloAttention.yaml')[0])"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],

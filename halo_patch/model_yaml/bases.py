@@ -12,7 +12,7 @@ import yaml
 
 from halo_patch import ownership
 from halo_patch.errors import AnchorError, HaloPatchError
-from halo_patch.model_yaml.graph import row_problem, source_problem
+from halo_patch.model_yaml.graph import find_row_problem, find_source_problem
 from halo_patch.target import UltralyticsTarget
 
 SUFFIX = "-HaloAttention"
@@ -89,7 +89,7 @@ def read_model(path: Path, where: str) -> dict[str, Any]:
         raise AnchorError(f"{where}: `head:` is not a list of layers; expected an Ultralytics model yaml")
     rows = model["backbone"] + (model.get("head") or [])
     for i, row in enumerate(rows):
-        problem = row_problem(row) or source_problem(i, row[0])
+        problem = find_row_problem(row) or find_source_problem(i, row[0])
         if problem:
             raise AnchorError(f"{where}: layer {i} {problem}; expected an Ultralytics model yaml")
     return model

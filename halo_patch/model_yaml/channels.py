@@ -31,12 +31,12 @@ KEEPS_PREVIOUS = frozenset(
 )
 # parse_model's final `else: c2 = ch[f]`: layers that keep their input width.
 SAME_AS_INPUT = frozenset(
-    {"nn.Upsample", "HaloAttention", "nn.Identity", "Silence", "nn.Dropout", "nn.ReLU", "nn.SiLU", "nn.MaxPool2d",
+    {"nn.Upsample", "HaloAttention", "nn.Identity", "nn.ZeroPad2d", "Silence", "nn.Dropout", "nn.ReLU", "nn.SiLU", "nn.MaxPool2d",
      "nn.AvgPool2d", "nn.AdaptiveAvgPool2d"}
 )
 
 
-def known_modules() -> frozenset[str]:
+def list_known_modules() -> frozenset[str]:
     return WIDTH_SCALED | FIRST_ARG | SECOND_ARG | KEEPS_PREVIOUS | SAME_AS_INPUT | {"Classify", "Concat", "CBFuse", "ResNetLayer"}
 
 
@@ -44,7 +44,7 @@ def make_divisible(x: float, divisor: int = 8) -> int:
     return math.ceil(x / divisor) * divisor
 
 
-def scale_table(model: dict[str, Any]) -> dict[str, tuple[float, float]]:
+def read_scales(model: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """{scale: (width multiple, max_channels)}; one entry "-" for a yaml without `scales:`."""
     scales = model.get("scales")
     if isinstance(scales, dict) and scales:
@@ -64,9 +64,9 @@ def _value(a: Any, model: dict[str, Any]) -> Any:
     return a
 
 
-def output_channels(model: dict[str, Any], rows: list[list[Any]], scale: str) -> list[Optional[int]]:
+def compute_output_channels(model: dict[str, Any], rows: list[list[Any]], scale: str) -> list[Optional[int]]:
     """Each row's output channels at `scale` (None where a layer's rule is not known)."""
-    width, max_channels = scale_table(model)[scale]
+    width, max_channels = read_scales(model)[scale]
     ch: list[Optional[int]] = []
     c2: Optional[int] = 3  # the image
     for i, (f, _n, m, args) in enumerate(rows):

@@ -29,7 +29,7 @@ def is_index(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def row_problem(row: Any) -> str | None:
+def find_row_problem(row: Any) -> str | None:
     """Why a row is not `[from, repeats, module, args]`, or None."""
     if not isinstance(row, list) or len(row) != 4:
         return "is not a [from, repeats, module, args] list"
@@ -41,25 +41,25 @@ def row_problem(row: Any) -> str | None:
     return None
 
 
-def resolve(i: int, f: int) -> int:
+def resolve_index(i: int, f: int) -> int:
     """The absolute index row `i` reads through `f` (IMAGE for row 0's -1)."""
     return i + f if f < 0 else f
 
 
-def sources_of(i: int, f: From) -> tuple[int, ...]:
-    return tuple(resolve(i, x) for x in (f if isinstance(f, list) else [f]))
+def read_sources(i: int, f: From) -> tuple[int, ...]:
+    return tuple(resolve_index(i, x) for x in (f if isinstance(f, list) else [f]))
 
 
-def source_problem(i: int, f: From) -> str | None:
+def find_source_problem(i: int, f: From) -> str | None:
     """Why row `i` cannot read `f` (a layer that does not come before it), or None."""
-    for s in sources_of(i, f):
+    for s in read_sources(i, f):
         if s >= i or (s < 0 and not (i == 0 and s == IMAGE)):
             return f"reads layer {s}, which does not come before it"
     return None
 
 
-def layers_of(rows: list[list[Any]]) -> tuple[Layer, ...]:
-    return tuple(Layer(r[1], r[2], r[3], sources_of(i, r[0])) for i, r in enumerate(rows))
+def read_layers(rows: list[list[Any]]) -> tuple[Layer, ...]:
+    return tuple(Layer(r[1], r[2], r[3], read_sources(i, r[0])) for i, r in enumerate(rows))
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Splice:
         if isinstance(f, list):
             return [self.remap_from(i, x) for x in f]
         if f < 0:
-            source = resolve(i, f)
+            source = resolve_index(i, f)
             return f if source == IMAGE else self.output_of(source) - self.position(i)
         return self.output_of(f)
 
@@ -102,7 +102,7 @@ class Splice:
 def contract(new_rows: list[list[Any]], inserted: tuple[int, ...]) -> tuple[Layer, ...]:
     """The graph of `new_rows` with the rows at `inserted` taken out and their readers reconnected
     to what each read; indices renumbered. Equal to the base graph iff the splice kept every edge."""
-    layers = layers_of(new_rows)
+    layers = read_layers(new_rows)
     taken = set(inserted)
     through = {k: layers[k].sources[0] for k in inserted}
     renumber: dict[int, int] = {IMAGE: IMAGE}
@@ -118,7 +118,7 @@ def contract(new_rows: list[list[Any]], inserted: tuple[int, ...]) -> tuple[Laye
     )
 
 
-def splice_problem(base_rows: list[list[Any]], new_rows: list[list[Any]], splice: Splice, new_row: list[Any]) -> str | None:
+def find_splice_problem(base_rows: list[list[Any]], new_rows: list[list[Any]], splice: Splice, new_row: list[Any]) -> str | None:
     """Why `new_rows` is not `base_rows` with `new_row` spliced in after each of `splice.after`, or None.
 
     Proof: (1) each inserted row is `new_row` and reads exactly the layer it follows; (2) no other row
@@ -126,7 +126,7 @@ def splice_problem(base_rows: list[list[Any]], new_rows: list[list[Any]], splice
     back the base graph, node for node and edge for edge.
     """
     inserted = tuple(splice.inserted_index(a) for a in splice.after)
-    layers = layers_of(new_rows)
+    layers = read_layers(new_rows)
     if len(new_rows) != len(base_rows) + len(inserted):
         return f"has {len(new_rows)} layers; expected {len(base_rows) + len(inserted)}"
     for a, k in zip(splice.after, inserted):
@@ -136,7 +136,7 @@ def splice_problem(base_rows: list[list[Any]], new_rows: list[list[Any]], splice
         if readers:
             return f"layer {readers[0]} still reads layer {splice.position(a)}, bypassing HaloAttention at {k}"
     contracted = contract(new_rows, inserted)
-    for j, (got, want) in enumerate(zip(contracted, layers_of(base_rows))):
+    for j, (got, want) in enumerate(zip(contracted, read_layers(base_rows))):
         if got != want:
             return f"base layer {j} changed: {want} became {got}"
     return None

@@ -13,8 +13,8 @@ from halo_patch import __version__, ownership
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.model_yaml import text as yaml_text
 from halo_patch.model_yaml.bases import SUFFIX, BaseYaml, output_path, resolve_base
-from halo_patch.model_yaml.channels import output_channels, scale_table
-from halo_patch.model_yaml.graph import Splice, layers_of, splice_problem
+from halo_patch.model_yaml.channels import compute_output_channels, read_scales
+from halo_patch.model_yaml.graph import Splice, read_layers, find_splice_problem
 from halo_patch.target import UltralyticsTarget
 
 MODULE = "HaloAttention"
@@ -59,7 +59,7 @@ def check_args(args: tuple[int, ...]) -> None:
         raise HaloPatchError(f"--args {shown}: dim_head and heads must be >= 1; expected block,halo[,dim_head,heads], e.g. 2,1,64,8")
 
 
-def placements(base: BaseYaml, after: tuple[int, ...]) -> Splice:
+def choose_placements(base: BaseYaml, after: tuple[int, ...]) -> Splice:
     """The insertion points: the given layers, or the base's default; each must be read by a later layer."""
     rows = base.rows
     chosen = after or (base.default_after,)
@@ -76,7 +76,7 @@ def placements(base: BaseYaml, after: tuple[int, ...]) -> Splice:
     return Splice(tuple(sorted(chosen)))
 
 
-def build_name(file_name: str, scales: tuple[str, ...] = ("n", "s", "m", "l", "x")) -> tuple[str, str]:
+def name_for_build(file_name: str, scales: tuple[str, ...] = ("n", "s", "m", "l", "x")) -> tuple[str, str]:
     """(the name to pass to YOLO(...), how the scale is chosen) under Ultralytics' scale rules: the
     letter after the number of a `yolo<N>` stem picks the scale, and is dropped again to find the file."""
     stem = file_name.removesuffix(".yaml")
@@ -107,12 +107,12 @@ def _header(target: UltralyticsTarget, base: BaseYaml, splice: Splice, args: tup
 
 
 def _inserted(base: BaseYaml, splice: Splice, new_rows: list[list[Any]]) -> tuple[InsertedLayer, ...]:
-    layers = layers_of(new_rows)
+    layers = read_layers(new_rows)
     out = []
     for a in splice.after:
         k = splice.inserted_index(a)
         readers = tuple((j, str(new_rows[j][2])) for j, l in enumerate(layers) if k in l.sources)
-        channels = tuple((s, output_channels(base.model, base.rows, s)[a]) for s in scale_table(base.model))
+        channels = tuple((s, compute_output_channels(base.model, base.rows, s)[a]) for s in read_scales(base.model))
         out.append(InsertedLayer(k, a, str(base.rows[a][2]), readers, channels))
     return tuple(out)
 
@@ -124,7 +124,7 @@ def plan_model_yaml(
     proven to be the base graph with the new layers spliced in before it is returned."""
     check_args(args)
     base = resolve_base(target, base_spec)
-    splice = placements(base, after)
+    splice = choose_placements(base, after)
     rows = base.rows
     new_rows = splice.remap_rows(rows, new_row(args))
     n_backbone = base.backbone_rows + sum(1 for a in splice.after if a < base.backbone_rows)
@@ -132,7 +132,7 @@ def plan_model_yaml(
     if "head" not in base.model and not expected["head"]:
         del expected["head"]
     path = output_path(target, base, suffix)
-    build, scale_note = build_name(path.name, tuple(s for s in scale_table(base.model) if s != "-"))
+    build, scale_note = name_for_build(path.name, tuple(s for s in read_scales(base.model) if s != "-"))
     source = base.path.read_bytes().decode("utf-8")
     try:
         body = yaml_text.edit_rows(source, rows, splice, flow_row(args))
@@ -141,7 +141,7 @@ def plan_model_yaml(
     written = yaml.load(body, Loader=_Loader)
     if written != expected:
         raise AnchorError(f"{base.where}: the edited text does not load as the remapped model; please report this")
-    problem = splice_problem(rows, written["backbone"] + (written.get("head") or []), splice, new_row(args))
+    problem = find_splice_problem(rows, written["backbone"] + (written.get("head") or []), splice, new_row(args))
     if problem:
         raise AnchorError(f"{base.where}: the new graph is not the base graph with {MODULE} spliced in: {problem}")
     text = ownership.seal(_header(target, base, splice, args, build, scale_note) + body)

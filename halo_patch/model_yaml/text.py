@@ -38,7 +38,7 @@ def compose(text: str) -> yaml.MappingNode:
     return node
 
 
-def section(root: yaml.MappingNode, key: str) -> yaml.SequenceNode | None:
+def find_section(root: yaml.MappingNode, key: str) -> yaml.SequenceNode | None:
     """The node of `key:` (the last one, as yaml.safe_load keeps)."""
     found = None
     for k, v in root.value:
@@ -47,12 +47,12 @@ def section(root: yaml.MappingNode, key: str) -> yaml.SequenceNode | None:
     return found if isinstance(found, yaml.SequenceNode) else None
 
 
-def last_char(node: yaml.Node) -> int:
+def find_node_end(node: yaml.Node) -> int:
     """Index just past the last character of `node`'s own text."""
     if isinstance(node, yaml.ScalarNode) or getattr(node, "flow_style", False) or not node.value:
         return node.end_mark.index
     last = node.value[-1]
-    return last_char(last[1] if isinstance(last, tuple) else last)
+    return find_node_end(last[1] if isinstance(last, tuple) else last)
 
 
 def _line_end(text: str, index: int) -> int:
@@ -96,7 +96,7 @@ def edit_rows(text: str, rows: list[list[Any]], splice: Splice, flow_row: str) -
     root = compose(text)
     nodes: list[tuple[yaml.SequenceNode, yaml.SequenceNode]] = []  # (parent, row)
     for key in ("backbone", "head"):
-        parent = section(root, key)
+        parent = find_section(root, key)
         nodes.extend((parent, r) for r in (parent.value if parent is not None else []))
     if len(nodes) != len(rows):
         raise LayoutError(f"found {len(nodes)} rows in the text but {len(rows)} in the data")
@@ -106,7 +106,7 @@ def edit_rows(text: str, rows: list[list[Any]], splice: Splice, flow_row: str) -
         if not isinstance(row, yaml.SequenceNode) or not row.value:
             raise LayoutError(f"row {i} is not a list")
         edits += _from_edits(row, data[0], splice.remap_from(i, data[0]))
-        end = last_char(row)
+        end = find_node_end(row)
         if not parent.flow_style:
             edits += _comment_edit(text, end, i, splice.position(i))
         if i in splice.after:
