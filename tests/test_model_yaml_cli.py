@@ -189,3 +189,17 @@ def test_flag_errors_are_one_line_exit_2_nothing_changed(flags: list[str], messa
     expected = message.format(v=package_version(package), p=package)
     assert (result.code, result.err) == (2, f"error: {expected}\n")
     assert tree_hashes(package.parent) == before
+
+
+def test_a_hand_made_yaml_of_our_name_is_kept_and_adopt_writes_ours_beside_it(package: Path) -> None:
+    """The tutorial's own cfg/models/11/yolo11-HaloAttention.yaml is never overwritten; with --adopt ours
+    is planned as yolo11-HaloAttention-halo-patch.yaml (scale letter still works)."""
+    from halo_patch.plan import ApplyOptions, plan_model_yaml
+    from halo_patch.target import find_target
+
+    theirs = package / "cfg/models/11/yolo11-HaloAttention.yaml"
+    theirs.write_text("# tutorial\n" + (package / "cfg/models/11/yolo11.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    model = plan_model_yaml(find_target(package), ApplyOptions(adopt=True))
+    assert model.path == package / "cfg/models/11/yolo11-HaloAttention-halo-patch.yaml"
+    assert model.build == "yolo11n-HaloAttention-halo-patch.yaml"
+    assert plan_model_yaml(find_target(package)).path == theirs

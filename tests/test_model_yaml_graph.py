@@ -161,3 +161,34 @@ def test_channels_are_known_for_every_shipped_layer() -> None:
     assert {s: compute_output_channels(yolo11.model, yolo11.rows, s)[8] for s in "nsmlx"} == {
         "n": 256, "s": 512, "m": 512, "l": 512, "x": 768  # make_divisible(min(1024, cap) * width, 8)
     }
+
+
+LAYOUTS = {
+    "crlf, no final newline": (
+        "# mine\r\nnc: 2\r\nbackbone:\r\n  - [-1, 1, Conv, [16, 3, 2]] # 0\r\n  - [-1, 1, Conv, [32, 3, 2]] # 1\r\n"
+        "head:\r\n  - [[-1, 0], 1, Concat, [1]] # 2\r\n  - [-1, 1, Classify, [nc]] # 3",
+        "  - [-1, 1, HaloAttention, [2, 1]] # 1 inserted by halo-patch\r\n",
+    ),
+    "flow-style lists": (
+        "nc: 2\nbackbone: [[-1, 1, Conv, [16, 3, 2]], [-1, 1, Conv, [32, 3, 2]]]\nhead: [[[-1, 0], 1, Concat, [1]], [-1, 1, Classify, [nc]]]\n",
+        "[-1, 1, Conv, [16, 3, 2]], [-1, 1, HaloAttention, [2, 1]], [-1, 1, Conv, [32, 3, 2]]",
+    ),
+    "block-style rows": (
+        "nc: 2\nbackbone:\n- - -1\n  - 1\n  - Conv\n  - [16, 3, 2]\n- [-1, 1, Conv, [32, 3, 2]]\nhead:\n- - [-1, 0]\n  - 1\n"
+        "  - Concat\n  - [1]\n- [-1, 1, Classify, [nc]]\n",
+        "  - [16, 3, 2]\n- [-1, 1, HaloAttention, [2, 1]] # 1 inserted by halo-patch\n- [-1, 1, Conv, [32, 3, 2]]\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_a_users_yaml_in_any_layout_is_edited_in_place(layout: str, tmp_path: Path) -> None:
+    text, snippet = LAYOUTS[layout]
+    mine = tmp_path / "net.yaml"
+    mine.write_bytes(text.encode())
+    plan = plan_model_yaml(TARGET, str(mine), (0,), (2, 1))
+    assert snippet in plan.text
+    rows = yaml.safe_load(plan.text)
+    assert rows["backbone"][1] == [-1, 1, "HaloAttention", [2, 1]] and rows["head"][0][0] == [-1, 1]
+    assert plan.path == TARGET.package_dir / "cfg/models/custom/net-HaloAttention.yaml"
+    assert (plan.build, plan.scale_note) == ("net-HaloAttention.yaml", "no scales: widths and depths as written")
