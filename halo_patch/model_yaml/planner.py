@@ -14,7 +14,7 @@ from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.model_yaml import text as yaml_text
 from halo_patch.model_yaml.bases import SUFFIX, BaseYaml, output_path, resolve_base
 from halo_patch.model_yaml.channels import compute_output_channels, read_scales
-from halo_patch.model_yaml.graph import Splice, read_layers, find_splice_problem
+from halo_patch.model_yaml.graph import Splice, find_splice_problem, read_layers
 from halo_patch.target import UltralyticsTarget
 
 MODULE = "HaloAttention"
@@ -45,11 +45,11 @@ class YamlPlan:
     scale_note: str  # how the scale is chosen
 
 
-def new_row(args: tuple[int, ...]) -> list[Any]:
+def make_halo_row(args: tuple[int, ...]) -> list[Any]:
     return [-1, 1, MODULE, list(args)]
 
 
-def flow_row(args: tuple[int, ...]) -> str:
+def format_halo_row(args: tuple[int, ...]) -> str:
     return f"[-1, 1, {MODULE}, [{', '.join(str(a) for a in args)}]]"
 
 
@@ -126,7 +126,7 @@ def plan_model_yaml(
     base = resolve_base(target, base_spec)
     splice = choose_placements(base, after)
     rows = base.rows
-    new_rows = splice.remap_rows(rows, new_row(args))
+    new_rows = splice.remap_rows(rows, make_halo_row(args))
     n_backbone = base.backbone_rows + sum(1 for a in splice.after if a < base.backbone_rows)
     expected = {**base.model, "backbone": new_rows[:n_backbone], "head": new_rows[n_backbone:]}
     if "head" not in base.model and not expected["head"]:
@@ -135,13 +135,13 @@ def plan_model_yaml(
     build, scale_note = name_for_build(path.name, tuple(s for s in read_scales(base.model) if s != "-"))
     source = base.path.read_bytes().decode("utf-8")
     try:
-        body = yaml_text.edit_rows(source, rows, splice, flow_row(args))
+        body = yaml_text.edit_rows(source, rows, splice, format_halo_row(args))
     except (yaml_text.LayoutError, yaml.YAMLError) as exc:
         raise AnchorError(f"{base.where}: cannot edit its rows in place ({exc}); expected one row per `- [...]` item") from None
     written = yaml.load(body, Loader=_Loader)
     if written != expected:
         raise AnchorError(f"{base.where}: the edited text does not load as the remapped model; please report this")
-    problem = find_splice_problem(rows, written["backbone"] + (written.get("head") or []), splice, new_row(args))
+    problem = find_splice_problem(rows, written["backbone"] + (written.get("head") or []), splice, make_halo_row(args))
     if problem:
         raise AnchorError(f"{base.where}: the new graph is not the base graph with {MODULE} spliced in: {problem}")
     text = ownership.seal(_header(target, base, splice, args, build, scale_note) + body)
