@@ -162,13 +162,13 @@ def test_a_bad_base_yaml_is_one_line_exit_2_nothing_changed(name: str, package: 
 
 
 ERRORS = [
-    (["--after", "30"], "ultralytics/cfg/models/11/yolo11.yaml (Ultralytics {v}): --after 30 is not a layer HaloAttention "
+    (["--after", "30"], "{p}/cfg/models/11/yolo11.yaml (Ultralytics {v}): --after 30 is not a layer HaloAttention "
      "can follow; expected 0 to 22 (layer 23, Detect, is the output)"),
-    (["--after", "23"], "ultralytics/cfg/models/11/yolo11.yaml (Ultralytics {v}): --after 23 is not a layer HaloAttention "
+    (["--after", "23"], "{p}/cfg/models/11/yolo11.yaml (Ultralytics {v}): --after 23 is not a layer HaloAttention "
      "can follow; expected 0 to 22 (layer 23, Detect, is the output)"),
-    (["--base", "yolo11-cls", "--after", "10"], "ultralytics/cfg/models/11/yolo11-cls.yaml (Ultralytics {v}): --after 10 is "
+    (["--base", "yolo11-cls", "--after", "10"], "{p}/cfg/models/11/yolo11-cls.yaml (Ultralytics {v}): --after 10 is "
      "not a layer HaloAttention can follow; expected 0 to 9 (layer 10, Classify, is the output)"),
-    (["--after", "8", "--after", "8"], "ultralytics/cfg/models/11/yolo11.yaml (Ultralytics {v}): --after 8 given twice; "
+    (["--after", "8", "--after", "8"], "{p}/cfg/models/11/yolo11.yaml (Ultralytics {v}): --after 8 given twice; "
      "expected each layer once"),
     (["--base", "yolo11n-seg"], "--base yolo11n-seg: no such model yaml in {p}/cfg/models (Ultralytics {v}); close names: "
      "yolo11-seg, yoloe-11-seg, yolo12-seg, yolo11-pose, yolov8-seg; `halo-patch bases` lists them all"),

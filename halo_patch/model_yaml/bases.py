@@ -117,7 +117,7 @@ def list_bases(target: UltralyticsTarget) -> list[BaseYaml]:
 
 
 def _own_base(target: UltralyticsTarget, path: Path) -> BaseYaml:
-    where = f"{target.relative(path)} (Ultralytics {target.version})"
+    where = f"{path} (Ultralytics {target.version})"
     model = read_model(path, where)
     return BaseYaml(path.stem, path, where, model, len(model["backbone"]), own=True)
 
