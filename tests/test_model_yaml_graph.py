@@ -7,12 +7,15 @@ list and compares who reads whom by object identity.
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import installed_package_dir
+from conftest import copy_installed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +23,10 @@ from halo_patch.model_yaml import list_bases, plan_model_yaml
 from halo_patch.model_yaml.graph import Splice
 from halo_patch.target import find_target
 
-TARGET = find_target(installed_package_dir())  # read only: planning writes nothing
+# A pristine copy of the installed release (module level: the bases parametrize the tests).
+_TREE = Path(tempfile.mkdtemp(prefix="halo-patch-bases-"))
+atexit.register(shutil.rmtree, _TREE, True)
+TARGET = find_target(copy_installed(_TREE))  # read only: planning writes nothing
 BASES = {b.name: b for b in list_bases(TARGET)}
 MARK = "inserted by halo-patch"
 
