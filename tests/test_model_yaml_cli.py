@@ -74,6 +74,11 @@ def test_dry_run_shows_the_proof_and_the_diff_and_writes_nothing(package: Path) 
     assert tree_hashes(package.parent) == before
 
 
+def test_a_bare_file_name_is_taken_as_the_base_name(package: Path) -> None:
+    result = cli("apply", "--target", str(package), "--base", "yolo11-obb.yaml", "--check")
+    assert result.code == 1 and "would create ultralytics/cfg/models/11/yolo11-obb-HaloAttention.yaml" in result.out
+
+
 def test_insertion_into_the_head(package: Path) -> None:
     assert cli("apply", "--target", str(package), "--after", "16").code == 0
     rows = rows_of(package / "cfg/models/11/yolo11-HaloAttention.yaml")

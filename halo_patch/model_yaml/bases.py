@@ -127,7 +127,11 @@ def is_path(spec: str) -> bool:
 
 
 def resolve_base(target: UltralyticsTarget, spec: str) -> BaseYaml:
-    """The base `--base` names: a yaml stem from the target's cfg/models/, or a path to any yaml."""
+    """The base `--base` names: a yaml stem from the target's cfg/models/, or a path to any yaml.
+    A bare file name that is not a file here (`yolo11-seg.yaml`) is taken as the name `yolo11-seg`."""
+    bare = "/" not in spec and "\\" not in spec
+    if is_path(spec) and bare and not Path(spec).expanduser().exists():
+        spec = Path(spec).stem
     if is_path(spec):
         path = Path(spec).expanduser().resolve()
         inside = models_dir(target).resolve()
