@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_installed
+from conftest import RELEASES, copy_installed, make_site_packages
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -198,3 +198,20 @@ def test_a_users_yaml_in_any_layout_is_edited_in_place(layout: str, tmp_path: Pa
     assert rows["backbone"][1] == [-1, 1, "HaloAttention", [2, 1]] and rows["head"][0][0] == [-1, 1]
     assert plan.path == TARGET.package_dir / "cfg/models/custom/net-HaloAttention.yaml"
     assert (plan.build, plan.scale_note) == ("net-HaloAttention.yaml", "no scales: widths and depths as written")
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_every_base_of_every_tested_release_plans_and_proves(version: str, tmp_path: Path) -> None:
+    """Older releases' yamls (other comments, fewer families) plan at the default placement and after
+    the first and the next-to-last layer; the families a release has are listed by `bases`."""
+    target = find_target(make_site_packages(version, tmp_path / "site"))
+    bases = {b.name: b for b in list_bases(target)}
+    assert {"yolo11", "yolo11-seg", "yolo11-pose", "yolo11-obb", "yolo11-cls", "yolov8"} <= set(bases)
+    assert ("yolo12" in bases) == (tuple(map(int, version.split("."))) >= (8, 3, 100))
+    assert ("yolo26" in bases) == (tuple(map(int, version.split("."))) >= (8, 4, 0))
+    for name, base in bases.items():
+        for after in ((), tuple(sorted({0, len(base.rows) - 2}))):
+            plan = plan_model_yaml(target, name, after, (2, 1))
+            written = yaml.safe_load(plan.text)
+            assert_spliced(base.rows, written["backbone"] + (written.get("head") or []), set(after or (base.default_after,)), [2, 1])
+    assert plan_model_yaml(target, "yolo11", (), (2, 1)).inserted[0].index == 9
