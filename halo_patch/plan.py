@@ -57,8 +57,8 @@ def module_path(target: UltralyticsTarget) -> Path:
 
 
 def yaml_path(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> Path:
-    """Where apply writes the model yaml for `options.base`."""
-    return model_yaml.output_path(target, model_yaml.resolve_base(target, options.base))
+    """Where apply writes the model yaml for `options` (its base, and --adopt)."""
+    return plan_model_yaml(target, options).path
 
 
 def _read(path: Path) -> bytes | None:
@@ -110,7 +110,7 @@ def new_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOptio
     return plan_model_yaml(target, options).text
 
 
-def _yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan) -> FileChange | None:
+def _plan_yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan) -> FileChange | None:
     """The yaml as a change; a file of that name apply did not write (or that was edited since) is refused.
 
     Each base has its own output file, so applying with another base adds a file; applying the same
@@ -157,5 +157,5 @@ def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()
         before = tasks_before if path == target.tasks_py else init_before if path == init_path else _read(path)
         if before != after:
             changes.append(FileChange(path, before, after, what, pristine))
-    yaml_change = _yaml_change(target, model)
+    yaml_change = _plan_yaml_change(target, model)
     return Plan(target, tuple(changes) + ((yaml_change,) if yaml_change else ()), (model,))
