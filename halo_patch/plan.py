@@ -6,13 +6,16 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from halo_patch import model_yaml, ownership, transforms
-from halo_patch.errors import AnchorError
+from halo_patch import model_yaml, ownership, transforms, tutorial
+from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
+from halo_patch.transforms.modules_export import add_modules_export
+from halo_patch.transforms.user_imports import drop_package_imports, drop_tasks_imports
 
 MODULE_TEMPLATE = "halo_attention.py"
 PACKAGE_INIT = '"""Modules added to Ultralytics by halo-patch (`halo-patch revert` removes them)."""\n\n'
+LAYOUTS = ("addmodules", "modules")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class FileChange:
 class Plan:
     target: UltralyticsTarget
     changes: tuple[FileChange, ...]
+    findings: tuple[tutorial.Finding, ...] = ()  # a hand-made install found (and, with --adopt, taken over)
     models: tuple[model_yaml.YamlPlan, ...] = ()  # the model yamls apply writes (or finds written), with their proof
 
     @property
@@ -52,13 +56,42 @@ def module_template() -> bytes:
     return files("halo_patch.templates").joinpath(MODULE_TEMPLATE).read_bytes()
 
 
-def module_path(target: UltralyticsTarget) -> Path:
-    return target.addmodules_dir / f"{transforms.MODULE_STEM}.py"
+def module_path(target: UltralyticsTarget, layout: str = "addmodules") -> Path:
+    """Where the module file goes: nn/Addmodules/ (default) or nn/modules/ (`--layout modules`)."""
+    return module_dir(target, layout) / f"{transforms.MODULE_STEM}.py"
+
+
+def module_dir(target: UltralyticsTarget, layout: str) -> Path:
+    return target.package_dir / "nn" / "modules" if layout == "modules" else target.addmodules_dir
+
+
+def class_package(layout: str) -> str:
+    """The package tasks.py imports HaloAttention from."""
+    return transforms.MODULES_IMPORT if layout == "modules" else transforms.ADDMODULES
+
+
+def detect_layout(target: UltralyticsTarget, tasks: SourceFile | None = None) -> str:
+    """The layout a tree was patched with: "modules" when our module sits in nn/modules/ or tasks.py
+    imports HaloAttention from ultralytics.nn.modules (a half-applied tree)."""
+    in_modules = module_path(target, "modules").is_file() or (tasks is not None and transforms.binds_class(tasks, transforms.MODULES_IMPORT))
+    return "modules" if in_modules else "addmodules"
 
 
 def yaml_path(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> Path:
-    """Where apply writes the model yaml for `options` (its base, and --adopt)."""
+    """Where apply writes the model yaml for `options` (see plan_model_yaml)."""
     return plan_model_yaml(target, options).path
+
+
+def plan_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> model_yaml.YamlPlan:
+    """The model yaml for `options` (base, placements, args), proven against its base.
+
+    A file of our name that halo-patch never wrote (a tutorial's yolo11-HaloAttention.yaml, no seal
+    line) is kept: ours is then <stem>-HaloAttention-halo-patch.yaml (Ultralytics finds yamls by bare
+    name, so the two must differ). A file we wrote and the user edited since is refused at apply."""
+    model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args)
+    if any(not p.read_bytes().startswith(ownership.SEAL_PREFIX) for p in target.package_dir.rglob(model.path.name) if p.is_file()):
+        model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, model_yaml.ADOPT_SUFFIX)
+    return model
 
 
 def _read(path: Path) -> bytes | None:
@@ -77,33 +110,41 @@ def where(target: UltralyticsTarget, path: Path) -> str:
     return f"{path} (Ultralytics {target.version})"
 
 
-def new_tasks_source(target: UltralyticsTarget, source: str) -> tuple[str, bool]:
-    """tasks.py with the import and the parse_model branch, compiled to prove it is valid Python;
-    and whether the source had neither edit."""
-    src = SourceFile.parse(source, where(target, target.tasks_py))
-    with_import = transforms.add_class_import(src)
-    edited = transforms.add_branch(with_import)
-    if edited is src:  # both edits present: skip codegen, the slowest step
-        return source, False
+def new_tasks_source(
+    target: UltralyticsTarget,
+    source: str,
+    layout: str = "addmodules",
+    user_modules: frozenset[str] = frozenset(),
+    parsed: SourceFile | None = None,
+) -> tuple[str, bool]:
+    """tasks.py with one import of our class and the parse_model branch, compiled to prove it is valid
+    Python; and whether the source held neither of our edits (its backup is an original).
+    `parsed`: `source` already parsed (libcst takes ~0.3 s on tasks.py)."""
+    src = parsed if parsed is not None else SourceFile.parse(source, where(target, target.tasks_py))
+    package = class_package(layout)
+    pristine = not transforms.has_class_import(src, package) and not _has_our_branch(src)
+    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package), package))
+    if edited is src:  # nothing to change: skip codegen, the slowest step
+        return source, pristine
     result = edited.code
     compile(result, str(target.tasks_py), "exec", dont_inherit=True)
-    return result, with_import is not src and edited is not with_import
+    return result, pristine
 
 
-def new_package_init(source: str | None, label: str) -> str:
+def _has_our_branch(src: SourceFile) -> bool:
+    try:
+        found = transforms.find_halo_branch(src)
+    except AnchorError:
+        return False
+    return found is not None and found.ours
+
+
+def new_package_init(source: str | None, label: str, user_modules: frozenset[str] = frozenset()) -> str:
+    """Addmodules/__init__.py with our import (created when missing), without imports of the user's module."""
     if source is None:
         return PACKAGE_INIT + transforms.PACKAGE_IMPORT
-    return transforms.add_package_import(SourceFile.parse(source, label)).code
-
-
-def plan_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> model_yaml.YamlPlan:
-    """The model yaml for `options` (base, placements, args), proven against its base. With --adopt, a
-    file of that name the user made (the tutorial's yolo11-HaloAttention.yaml) is kept and ours gets
-    the name <stem>-HaloAttention-halo-patch.yaml."""
-    model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args)
-    if options.adopt and model.path.is_file() and not ownership.is_sealed(model.path.read_bytes()):
-        model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, model_yaml.ADOPT_SUFFIX)
-    return model
+    src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True)
+    return transforms.add_package_import(src).code
 
 
 def new_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> str:
@@ -111,7 +152,7 @@ def new_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOptio
 
 
 def _plan_yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan) -> FileChange | None:
-    """The yaml as a change; a file of that name apply did not write (or that was edited since) is refused.
+    """The yaml as a change; a file of that name that is not exactly as halo-patch wrote it is refused.
 
     Each base has its own output file, so applying with another base adds a file; applying the same
     base with other --after/--args replaces the file only while it is exactly as halo-patch wrote it.
@@ -122,8 +163,8 @@ def _plan_yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan) -> 
         return None
     if before is not None and not ownership.is_sealed(before):
         raise AnchorError(
-            f"{where(target, model.path)}: exists and was not written by halo-patch (or was edited since); "
-            "expected no file there: move it away, or use `apply --adopt` for a tutorial install"
+            f"{where(target, model.path)}: written by halo-patch but edited since; "
+            "expected it as halo-patch wrote it: undo your edits or move the file away, then apply again"
         )
     clash = [p for p in target.package_dir.rglob(model.path.name) if p != model.path]
     if clash:
@@ -135,27 +176,98 @@ def _plan_yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan) -> 
     return FileChange(model.path, before, after, what, True)
 
 
+def refuse_tutorial(target: UltralyticsTarget, install: tutorial.TutorialInstall) -> AdoptError:
+    """The one-line refusal of apply (without --adopt) on a tree with a hand-made install."""
+    first = install.modules[0].path if install.modules else target.root / install.findings[0].path
+    return AdoptError(
+        f"{first}: a HaloAttention installed by hand is already there (listed above); "
+        "run `halo-patch apply --adopt` to put halo-patch's HaloAttention in its place (your files are kept), "
+        "or undo your edits first",
+        install.findings,
+    )
+
+
+def check_adoptable(target: UltralyticsTarget, install: tutorial.TutorialInstall, layout: str) -> None:
+    """Refuse (AdoptError) what --adopt cannot take over without breaking the user's tree."""
+    ours = module_path(target, layout)
+    for module in install.modules:
+        if module.path == ours:
+            raise AdoptError(
+                f"{module.path}: your own HaloAttention sits where halo-patch writes its module; "
+                "rename the file (and its import in Addmodules/__init__.py), then run apply --adopt again",
+                install.findings,
+            )
+        if module.other_classes:
+            raise AdoptError(
+                f"{module.path}: also defines {', '.join(module.other_classes)}, which --adopt would stop importing "
+                "with your HaloAttention; move them to their own file (and import that), then run apply --adopt again",
+                install.findings,
+            )
+
+
 def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> Plan:
-    """Every change apply would make to `target`; an empty plan means it is already applied."""
+    """Every change apply would make to `target`; an empty plan means it is already applied.
+
+    A hand-made HaloAttention install stops it (AdoptError) unless `options.adopt`: then the user's
+    imports of their class go, an equivalent branch is reused, their files stay.
+    """
+    if options.layout not in LAYOUTS:
+        raise HaloPatchError(f"--layout {options.layout!r}: expected one of {', '.join(LAYOUTS)}")
     model = plan_model_yaml(target, options)  # first: a wrong --base/--after fails before the slow parse of tasks.py
     tasks_before = _read(target.tasks_py)
-    init_path = target.addmodules_dir / "__init__.py"
-    init_before = _read(init_path)
-    new_tasks, tasks_pristine = new_tasks_source(target, _decode(tasks_before, target.tasks_py))
-    wanted = [
-        (module_path(target), module_template(), "HaloAttention module", True),
-        (
-            init_path,
-            new_package_init(None if init_before is None else _decode(init_before, init_path), where(target, init_path)).encode(),
-            "Addmodules package import",
-            True,  # one edit: a file that needs it never had it
-        ),
-        (target.tasks_py, new_tasks.encode(), "import + parse_model branch", tasks_pristine),
-    ]
+    tasks_text = _decode(tasks_before, target.tasks_py)
+    tasks_src = SourceFile.parse(tasks_text, where(target, target.tasks_py))
+    install = tutorial.find_tutorial_install(target, module_template(), tasks_src)
+    if install.found and not options.adopt:
+        raise refuse_tutorial(target, install)
+    check_adoptable(target, install, options.layout)
+    _refuse_other_layout(target, options.layout)
+    user = install.user_modules
+    new_tasks, tasks_pristine = new_tasks_source(target, tasks_text, options.layout, user, tasks_src)
+    addmodules_init = target.addmodules_dir / "__init__.py"
+    wanted = [(module_path(target, options.layout), module_template(), "HaloAttention module", True)]
+    if options.layout == "modules":
+        wanted.append(_modules_init_change(target))
+        if user and addmodules_init.is_file():
+            wanted.append(_addmodules_init_change(target, user, keep_export=False))
+    else:
+        wanted.append(_addmodules_init_change(target, user, keep_export=True))
+    wanted.append((target.tasks_py, new_tasks.encode(), "import + parse_model branch", tasks_pristine))
     changes = []
     for path, after, what, pristine in wanted:
-        before = tasks_before if path == target.tasks_py else init_before if path == init_path else _read(path)
+        before = tasks_before if path == target.tasks_py else _read(path)
         if before != after:
             changes.append(FileChange(path, before, after, what, pristine))
     yaml_change = _plan_yaml_change(target, model)
-    return Plan(target, tuple(changes) + ((yaml_change,) if yaml_change else ()), (model,))
+    return Plan(target, tuple(changes) + ((yaml_change,) if yaml_change else ()), install.findings, (model,))
+
+
+def _refuse_other_layout(target: UltralyticsTarget, layout: str) -> None:
+    other = "addmodules" if layout == "modules" else "modules"
+    path = module_path(target, other)
+    if path.is_file() and path.read_bytes() == module_template():
+        raise HaloPatchError(
+            f"{path}: HaloAttention is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
+        )
+
+
+def _addmodules_init_change(target: UltralyticsTarget, user: frozenset[str], keep_export: bool):
+    path = target.addmodules_dir / "__init__.py"
+    before = _read(path)
+    label = where(target, path)
+    if keep_export:
+        after = new_package_init(None if before is None else _decode(before, path), label, user)
+        pristine = before is None or not transforms.has_package_import(SourceFile.parse(_decode(before, path), label))
+        return path, after.encode(), "Addmodules package import", pristine
+    after = drop_package_imports(SourceFile.parse(_decode(before, path), label), user, keep_export=False).code
+    return path, after.encode(), "Addmodules: your HaloAttention no longer imported", True
+
+
+def _modules_init_change(target: UltralyticsTarget):
+    path = target.package_dir / "nn" / "modules" / "__init__.py"
+    before = _read(path)
+    if before is None:
+        raise AnchorError(f"{where(target, path)}: missing; expected Ultralytics' nn/modules package")
+    src = SourceFile.parse(_decode(before, path), where(target, path))
+    pristine = not transforms.has_modules_export(src)
+    return path, add_modules_export(src).code.encode(), "nn/modules export", pristine

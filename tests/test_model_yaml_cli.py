@@ -113,8 +113,8 @@ def test_reapply_with_other_placement_replaces_only_our_own_unchanged_file(packa
     refused = cli("apply", "--target", str(package), "--after", "4")
     assert refused.code == 2
     assert refused.err == (
-        f"error: {path} (Ultralytics {package_version(package)}): exists and was not written by halo-patch (or was edited "
-        "since); expected no file there: move it away, or use `apply --adopt` for a tutorial install\n"
+        f"error: {path} (Ultralytics {package_version(package)}): written by halo-patch but edited since; "
+        "expected it as halo-patch wrote it: undo your edits or move the file away, then apply again\n"
     )
     assert tree_hashes(package.parent) == before
     path.write_bytes(path.read_bytes().replace(b"# my note\n", b""))
@@ -196,8 +196,8 @@ def test_flag_errors_are_one_line_exit_2_nothing_changed(flags: list[str], messa
     assert tree_hashes(package.parent) == before
 
 
-def test_a_hand_made_yaml_of_our_name_is_kept_and_adopt_writes_ours_beside_it(package: Path) -> None:
-    """The tutorial's own cfg/models/11/yolo11-HaloAttention.yaml is never overwritten; with --adopt ours
+def test_a_hand_made_yaml_of_our_name_is_kept_and_ours_goes_beside_it(package: Path) -> None:
+    """The tutorial's own cfg/models/11/yolo11-HaloAttention.yaml (no seal) is never overwritten: ours
     is planned as yolo11-HaloAttention-halo-patch.yaml (scale letter still works)."""
     from halo_patch.plan import ApplyOptions, plan_model_yaml
     from halo_patch.target import find_target
@@ -207,4 +207,4 @@ def test_a_hand_made_yaml_of_our_name_is_kept_and_adopt_writes_ours_beside_it(pa
     model = plan_model_yaml(find_target(package), ApplyOptions(adopt=True))
     assert model.path == package / "cfg/models/11/yolo11-HaloAttention-halo-patch.yaml"
     assert model.build == "yolo11n-HaloAttention-halo-patch.yaml"
-    assert plan_model_yaml(find_target(package)).path == theirs
+    assert plan_model_yaml(find_target(package)).path == model.path  # status finds it without the options

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from halo_patch import __version__, journal, report
-from halo_patch.errors import HaloPatchError
+from halo_patch.errors import AdoptError, HaloPatchError
 from halo_patch.journal import Manifest, ManifestEntry
 from halo_patch.model_yaml.report import print_model_yaml
 from halo_patch.plan import ApplyOptions, Plan, plan_apply
@@ -30,7 +30,12 @@ def options_from_cli(base: str, after: list[int] | None, args: str, layout: str,
 def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOptions, console: Console) -> int:
     target = find_target(target_path)
     report.print_target(console, target)
-    plan = plan_apply(target, options)
+    try:
+        plan = plan_apply(target, options)
+    except AdoptError as exc:
+        report.print_findings(console, exc.findings)
+        raise
+    report.print_findings(console, plan.findings)
     for model in plan.models:
         print_model_yaml(console, target, model)
     if plan.empty:
