@@ -185,9 +185,9 @@ class HaloAttention(nn.Module):
         per_head = max(1, int(n_keys) * self.dim_head * element_size)
         return max(1, min(self.heads, CPU_WINDOW_BYTES // per_head))
 
-    def _windows(self, heads: Tensor, index: Tensor) -> Tensor:
-        """Gather the key or value heads ``heads`` (M, h, d) at ``index``: (h * N, win**2, d)."""
-        if heads.shape[1] == 1:
+    def _windows(self, heads: Tensor, index: Tensor, count: int) -> Tensor:
+        """Gather the ``count`` key or value heads ``heads`` (M, count, d) at ``index``: (count * N, win**2, d)."""
+        if count == 1:
             windows = heads.squeeze(1).index_select(0, index)  # N * win**2, d
         else:
             windows = heads.transpose(0, 1).index_select(1, index)  # h, N * win**2, d
@@ -199,7 +199,7 @@ class HaloAttention(nn.Module):
         Keys outside the image get exactly 0.
         """
         q, kv, bias, index = self._project(x)
-        k = self._windows(kv.view(kv.shape[0], 2, self.heads, -1)[:, 0], index)
+        k = self._windows(kv.view(kv.shape[0], 2, self.heads, -1)[:, 0], index, self.heads)
         probs = attention_probs(q.flatten(0, 1), k, bias.flatten(0, 1), self.scale)
         probs = probs.view(self.heads, x.shape[0], -1, *probs.shape[1:])  # heads, B, L, b**2, win**2
         return probs.transpose(0, 1)
@@ -212,10 +212,11 @@ class HaloAttention(nn.Module):
         # split/unbind rather than slicing: their backward writes each gradient once, without zero fill.
         keys, values = kv.view(kv.shape[0], 2, heads, -1).unbind(1)  # M, heads, d each
         size = self._head_group_size(index.shape[0], kv.element_size(), x.device)
-        groups = zip(q.split(size), keys.split(size, 1), values.split(size, 1), bias.split(size))
+        counts = [min(size, heads - first) for first in range(0, heads, size)]
+        groups = zip(counts, q.split(size), keys.split(size, 1), values.split(size, 1), bias.split(size))
         outs = []
-        for q_group, k_group, v_group, bias_group in groups:
-            k, v = self._windows(k_group, index), self._windows(v_group, index)  # h * N, win**2, d
+        for count, q_group, k_group, v_group, bias_group in groups:
+            k, v = self._windows(k_group, index, count), self._windows(v_group, index, count)  # h * N, win**2, d
             out = attend(q_group.flatten(0, 1), k, v, bias_group.flatten(0, 1), self.scale)
             outs.append(out.view(q_group.shape))  # h, N, b**2, d
         out = torch.cat(outs).permute(1, 2, 0, 3).flatten(2)  # N, b**2, heads * d
