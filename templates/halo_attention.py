@@ -72,25 +72,25 @@ def relative_index(block: int, halo: int) -> Tensor:
     return torch.cat((rows, cols), dim=1)  # b**2, 2 * win
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, scale: float) -> Tensor:
-    """``softmax(scale * q @ k^T + bias) @ v`` for a batch of blocks.
+def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+    """``softmax(q @ k^T + bias) @ v`` for a batch of blocks.
 
     Args:
-        q: (N, block**2, d) queries.
+        q: (N, block**2, d) queries, already scaled by ``d ** -0.5``.
         k, v: (N, win**2, d) keys and values of each block's window.
-        bias: (N, block**2, win**2) relative-position logits (already scaled), ``-inf`` at keys
+        bias: (N, block**2, win**2) relative-position logits, ``-inf`` at keys
             outside the image (a query's own pixel is always inside its window, so no row is
             fully masked).
 
     Returns:
         (N, block**2, d).
     """
-    return torch.bmm(attention_probs(q, k, bias, scale), v)
+    return torch.bmm(attention_probs(q, k, bias), v)
 
 
-def attention_probs(q: Tensor, k: Tensor, bias: Tensor, scale: float) -> Tensor:
-    """``softmax(scale * q @ k^T + bias)``: (N, block**2, win**2); see ``attend``."""
-    return torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale).softmax(dim=-1)
+def attention_probs(q: Tensor, k: Tensor, bias: Tensor) -> Tensor:
+    """``softmax(q @ k^T + bias)``: (N, block**2, win**2); see ``attend``."""
+    return torch.baddbmm(bias, q, k.transpose(1, 2)).softmax(dim=-1)
 
 
 class RelPosEmb(nn.Module):
@@ -154,17 +154,20 @@ class HaloAttention(nn.Module):
         batch, channels, height, width = x.shape
         block, win, heads, d = self.block_size, self.win_size, self.heads, self.dim_head
         n_h, n_w = (height + block - 1) // block, (width + block - 1) // block
-        x = F.pad(x, (0, block - 1, 0, block - 1))[:, :, : n_h * block, : n_w * block]  # B, C, n_h * b, n_w * b
+        if torch.jit.is_tracing():  # pad amounts that stay valid for every traced size
+            x = F.pad(x, (0, block - 1, 0, block - 1))[:, :, : n_h * block, : n_w * block]  # B, C, n_h * b, n_w * b
+        elif height % block or width % block:
+            x = F.pad(x, (0, n_w * block - width, 0, n_h * block - height))  # B, C, n_h * b, n_w * b
         x = x.view(batch, channels, n_h, block, n_w, block).permute(0, 2, 4, 3, 5, 1).reshape(-1, channels)  # M, C
 
         # The projections run as module calls, so hooks and FLOP counters (Ultralytics' thop) see them.
-        q = self.to_q(x).view(-1, block * block, heads, d)  # N, b**2, heads, d
+        q = (self.to_q(x) * self.scale).view(-1, block * block, heads, d)  # N, b**2, heads, d; scaled once
         kv = self.to_kv(x).view(-1, 2 * heads, d)  # M, 2 * heads, d  (key heads, then value heads)
 
         # Relative logits: one product with both tables, then each query picks its columns.
         rel_pos = self.rel_pos_emb
         tables = torch.cat((rel_pos.rel_height, rel_pos.rel_width))  # 2 * (2 * win - 1), d
-        rel = torch.matmul(q, tables.t() * self.scale)  # N, b**2, heads, 2 * (2 * win - 1)
+        rel = torch.matmul(q, tables.t())  # N, b**2, heads, 2 * (2 * win - 1)
         picks = self.rel_index.view(1, block * block, 1, 2 * win).expand(rel.shape[0], -1, heads, -1)
         rel = torch.gather(rel, 3, picks).permute(2, 0, 1, 3)  # heads, N, b**2, 2 * win
         rel = rel[..., :win, None] + rel[..., None, win:]  # heads, N, b**2, win, win
@@ -179,11 +182,12 @@ class HaloAttention(nn.Module):
         return q, kv, bias.view(heads, -1, block * block, win * win), index
 
     def _head_group_size(self, n_keys: Size, element_size: int, device: torch.device) -> int:
-        """Heads to attend at once: all of them, except in eager CPU runs with large windows."""
+        """Heads to attend at once (divides ``heads``): all of them, except in eager CPU runs with large windows."""
         if torch.jit.is_tracing() or device.type != "cpu":
             return self.heads
         per_head = max(1, int(n_keys) * self.dim_head * element_size)
-        return max(1, min(self.heads, CPU_WINDOW_BYTES // per_head))
+        fits = max(1, min(self.heads, CPU_WINDOW_BYTES // per_head))
+        return max(size for size in range(1, fits + 1) if self.heads % size == 0)  # groups of equal size
 
     def _windows(self, heads: Tensor, index: Tensor, count: int) -> Tensor:
         """Gather the ``count`` key or value heads ``heads`` (M, count, d) at ``index``: (count * N, win**2, d)."""
@@ -200,7 +204,7 @@ class HaloAttention(nn.Module):
         """
         q, kv, bias, index = self._project(x)
         k = self._windows(kv.view(kv.shape[0], 2, self.heads, -1)[:, 0], index, self.heads)
-        probs = attention_probs(q.flatten(0, 1), k, bias.flatten(0, 1), self.scale)
+        probs = attention_probs(q.flatten(0, 1), k, bias.flatten(0, 1))
         probs = probs.view(self.heads, x.shape[0], -1, *probs.shape[1:])  # heads, B, L, b**2, win**2
         return probs.transpose(0, 1)
 
@@ -209,17 +213,17 @@ class HaloAttention(nn.Module):
         block, heads = self.block_size, self.heads
         n_h, n_w = (height + block - 1) // block, (width + block - 1) // block
         q, kv, bias, index = self._project(x)
-        # split/unbind rather than slicing: their backward writes each gradient once, without zero fill.
-        keys, values = kv.view(kv.shape[0], 2, heads, -1).unbind(1)  # M, heads, d each
         size = self._head_group_size(index.shape[0], kv.element_size(), x.device)
-        counts = [min(size, heads - first) for first in range(0, heads, size)]
-        groups = zip(counts, q.split(size), keys.split(size, 1), values.split(size, 1), bias.split(size))
+        # split rather than slicing: its backward writes each gradient once, without a zero fill.
+        kv_groups = kv.split(size, 1)  # key groups, then value groups: M, size, d each
+        n_groups = heads // size
+        groups = zip(q.split(size), kv_groups[:n_groups], kv_groups[n_groups:], bias.split(size))
         outs = []
-        for count, q_group, k_group, v_group, bias_group in groups:
-            k, v = self._windows(k_group, index, count), self._windows(v_group, index, count)  # h * N, win**2, d
-            out = attend(q_group.flatten(0, 1), k, v, bias_group.flatten(0, 1), self.scale)
-            outs.append(out.view(q_group.shape))  # h, N, b**2, d
-        out = torch.cat(outs).permute(1, 2, 0, 3).flatten(2)  # N, b**2, heads * d
+        for q_group, k_group, v_group, bias_group in groups:
+            k, v = self._windows(k_group, index, size), self._windows(v_group, index, size)  # h * N, win**2, d
+            out = attend(q_group.flatten(0, 1), k, v, bias_group.flatten(0, 1))
+            outs.append(out.view(q_group.shape).permute(1, 2, 0, 3))  # N, b**2, h, d
+        out = torch.cat(outs, dim=2).flatten(2) if len(outs) > 1 else outs[0].flatten(2)  # N, b**2, heads * d
         out = self.to_out(out)  # N, b**2, C
         out = out.view(batch, n_h, n_w, block, block, -1).permute(0, 5, 1, 3, 2, 4)  # B, C, n_h, b, n_w, b
         out = out.reshape(batch, -1, n_h * block, n_w * block)  # B, C, n_h * b, n_w * b
