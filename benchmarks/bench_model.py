@@ -2,10 +2,12 @@
 
     python benchmarks/bench_model.py [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--threads 2]
                                      [--train-batch 16] [--rounds 15] [--train-rounds 5] [--blog]
+                                     [--compare OLD.py]
 
 Applies halo-patch to a copy of the installed Ultralytics in a temp dir, then, in a subprocess whose
 ``ultralytics`` is that copy, times YOLO11n and YOLO11n-HaloAttention (the shipped module), and with
-``--blog`` the same model with layer 9 swapped for the widely copied module (benchmarks/blog_halo.py):
+``--blog`` the same model with layer 9 swapped for the widely copied module (benchmarks/blog_halo.py),
+with ``--compare FILE`` for the ``HaloAttention`` of another template file (same weights):
 
 * inference at 640x640, batch 1 (eval, no grad), ``--rounds`` rounds;
 * one training step at 640x640, batch ``--train-batch`` (forward, detection loss, backward, SGD
@@ -45,7 +47,7 @@ def worker(args: argparse.Namespace) -> None:
     from ultralytics.utils import DEFAULT_CFG
 
     sys.path.insert(0, str(HERE))
-    from bench_module import ProjectionFloor
+    from bench_module import ProjectionFloor, load_halo_class
     from blog_halo import BlogHaloAttention
 
     torch.set_num_threads(args.threads)
@@ -60,20 +62,24 @@ def worker(args: argparse.Namespace) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def build(name: str, blog: bool = False) -> torch.nn.Module:
+    def build(name: str, swap: str = "") -> torch.nn.Module:
         model = YOLO(name).model
-        if blog:
+        if swap:
             old = model.model[9]
-            new = BlogHaloAttention(old.to_q.in_features, 2, 1)
-            new.i, new.f, new.type, new.np = old.i, old.f, "BlogHaloAttention", sum(p.numel() for p in new.parameters())
+            cls = BlogHaloAttention if swap == "blog" else load_halo_class(Path(swap))
+            new = cls(old.to_q.in_features, 2, 1)
+            new.load_state_dict(old.state_dict(), strict=True)
+            new.i, new.f, new.type, new.np = old.i, old.f, f"{cls.__name__} ({swap})", old.np
             model.model[9] = new
         model.args = get_cfg(DEFAULT_CFG)
         return model.to(device)
 
-    variants = [("YOLO11n", "yolo11n.yaml", False), ("YOLO11n-HaloAttention (halo-patch)", "yolo11n-HaloAttention.yaml", False)]
+    variants = [("YOLO11n", "yolo11n.yaml", ""), ("YOLO11n-HaloAttention (halo-patch)", "yolo11n-HaloAttention.yaml", "")]
+    if args.compare:
+        variants.append((f"  same, {args.compare.name}", "yolo11n-HaloAttention.yaml", str(args.compare.resolve())))
     if args.blog:
-        variants.append(("YOLO11n-HaloAttention (blog module)", "yolo11n-HaloAttention.yaml", True))
-    models = [build(name, blog) for _, name, blog in variants]
+        variants.append(("YOLO11n-HaloAttention (blog module)", "yolo11n-HaloAttention.yaml", "blog"))
+    models = [build(name, swap) for _, name, swap in variants]
     layer = models[1].model[9]
     assert type(layer).__name__ == "HaloAttention", type(layer).__name__
 
@@ -218,6 +224,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="inference rounds (default 15)")
     parser.add_argument("--train-rounds", type=int, default=5, help="training rounds (default 5; slow on a CPU)")
     parser.add_argument("--blog", action="store_true", help="also time the widely copied module in the model")
+    parser.add_argument("--compare", type=Path, help="also time layer 9 as the HaloAttention of this template file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -229,7 +236,10 @@ def main() -> None:
         shutil.copytree(source, root / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
         subprocess.run([sys.executable, "-m", "halo_patch", "apply", "--target", str(root)], check=True, capture_output=True)
         env = {**os.environ, "PYTHONPATH": str(root), "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(root / "cfgdir")}
-        passed = [a for a in sys.argv[1:]]
+        passed = ["--device", args.device, "--dtype", args.dtype, "--threads", str(args.threads),
+                  "--train-batch", str(args.train_batch), "--rounds", str(args.rounds),
+                  "--train-rounds", str(args.train_rounds), *(["--blog"] if args.blog else []),
+                  *(["--compare", str(args.compare.resolve())] if args.compare else [])]
         out = subprocess.run([sys.executable, __file__, "--worker", *passed], check=True, stdout=subprocess.PIPE,
                              text=True, env=env, cwd=root).stdout
         data = json.loads(out.strip().splitlines()[-1])
