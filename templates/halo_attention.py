@@ -23,7 +23,8 @@ the legacy ONNX exporter (``dynamo=False``, opset 17 to 20) keep the batch, ``H`
 """
 from __future__ import annotations
 
-from typing import List, Tuple, Union
+import functools
+from typing import Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 
 Size = Union[int, Tensor]  # a python int in eager mode, a 0-dim tensor while tracing
 
-CPU_WINDOW_BYTES = 4 << 20  # eager CPU: gather at most about this many bytes of k (and of v) at once
+CPU_WINDOW_BYTES = 1 << 20  # eager CPU: gather about this many bytes of k (and of v) at once, at least one head
 
 
 def window_index(height: Size, width: Size, block: int, halo: int, device: torch.device) -> Tuple[Tensor, Tensor]:
@@ -56,6 +57,27 @@ def window_index(height: Size, width: Size, block: int, halo: int, device: torch
     index = rows[:, None, :, None] + cols[None, :, None, :]  # n_h, n_w, win, win
     valid = row_ok[:, None, :, None] & col_ok[None, :, None, :]  # n_h, n_w, win, win
     return index.flatten(2).flatten(0, 1), valid.flatten(2).flatten(0, 1)  # L, win**2
+
+
+def window_layout(batch: Size, height: Size, width: Size, block: int, halo: int, device: torch.device,
+                  dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """Where every block's keys are among the M = B * n_h * n_w * block**2 pixels, and which to mask.
+
+    Returns:
+        index: (B * n_h * n_w * win**2,) pixel of each window key (see ``window_index``), image by image.
+        outside: (n_h * n_w, win**2) of ``dtype``: 0 for keys inside the image, ``-inf`` outside.
+    """
+    index, valid = window_index(height, width, block, halo, device)  # L, win**2
+    outside = torch.zeros(valid.shape, dtype=dtype, device=device).masked_fill(~valid, float("-inf"))
+    offsets = torch.arange(batch, device=device) * (index.shape[0] * block * block)  # first pixel of each image
+    return (index + offsets.view(-1, 1, 1)).flatten(), outside
+
+
+@functools.lru_cache(maxsize=16)
+def cached_window_layout(batch: int, height: int, width: int, block: int, halo: int, device: torch.device,
+                         dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """``window_layout`` for eager runs: computed once per size (some 30 small kernels fewer per call)."""
+    return window_layout(batch, height, width, block, halo, device, dtype)
 
 
 def relative_index(block: int, halo: int) -> Tensor:
@@ -172,12 +194,11 @@ class HaloAttention(nn.Module):
         rel = torch.gather(rel, 3, picks).permute(2, 0, 1, 3)  # heads, N, b**2, 2 * win
         rel = rel[..., :win, None] + rel[..., None, win:]  # heads, N, b**2, win, win
 
-        index, valid = window_index(height, width, block, self.halo_size, x.device)  # L, win**2
-        n_blocks = index.shape[0]
-        outside = torch.zeros(valid.shape, dtype=rel.dtype, device=x.device).masked_fill(~valid, float("-inf"))
+        # Traced sizes must stay symbolic, so only eager runs use the cache.
+        layout = window_layout if torch.jit.is_tracing() else cached_window_layout
+        index, outside = layout(batch, height, width, block, self.halo_size, x.device, rel.dtype)
+        n_blocks = outside.shape[0]
         bias = rel.reshape(heads, batch, n_blocks, block * block, win * win) + outside.view(n_blocks, 1, win * win)
-        offsets = torch.arange(batch, device=x.device) * (n_blocks * block * block)  # first pixel of each image
-        index = (index + offsets.view(-1, 1, 1)).flatten()  # N * win**2
         q = q.permute(2, 0, 1, 3).contiguous()  # heads, N, b**2, d
         return q, kv, bias.view(heads, -1, block * block, win * win), index
 

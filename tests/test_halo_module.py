@@ -348,4 +348,4 @@ def test_template_imports_only_torch() -> None:
     tree = ast.parse(TEMPLATE.read_text())
     roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     roots |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert roots <= {"__future__", "typing", "torch"}, roots
+    assert roots <= {"__future__", "functools", "typing", "torch"}, roots
