@@ -18,8 +18,10 @@ from lucidrains/halonet-pytorch), so its checkpoints load with ``strict=True``. 
 * all heads run in one batched product. Only eager CPU runs split the heads into groups, so that
   the gathered windows stay small enough for the CPU caches (same maths, fewer page faults).
 
-Only ``torch`` is imported. Sizes derived from the input are traced, so ``torch.jit.trace`` and
-the legacy ONNX exporter (``dynamo=False``, opset 17 to 20) keep the batch, ``H`` and ``W`` dynamic.
+Only ``torch`` and the standard library are imported. Eager runs compute the window index and
+mask once per input size (a small cache); while tracing they are computed from the traced sizes,
+so ``torch.jit.trace`` and the legacy ONNX exporter (``dynamo=False``, opset 17 to 20) keep the
+batch, ``H`` and ``W`` dynamic.
 """
 from __future__ import annotations
 
@@ -75,8 +77,12 @@ def window_layout(batch: Size, height: Size, width: Size, block: int, halo: int,
 
 @functools.lru_cache(maxsize=16)
 def cached_window_layout(batch: int, height: int, width: int, block: int, halo: int, device: torch.device,
-                         dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-    """``window_layout`` for eager runs: computed once per size (some 30 small kernels fewer per call)."""
+                         dtype: torch.dtype, inference_mode: bool) -> Tuple[Tensor, Tensor]:
+    """``window_layout`` for eager runs: computed once per size (some 30 small kernels fewer per call).
+
+    ``inference_mode`` is part of the key: tensors made under ``torch.inference_mode`` (Ultralytics'
+    predict and val) cannot be saved for a later backward.
+    """
     return window_layout(batch, height, width, block, halo, device, dtype)
 
 
@@ -195,8 +201,11 @@ class HaloAttention(nn.Module):
         rel = rel[..., :win, None] + rel[..., None, win:]  # heads, N, b**2, win, win
 
         # Traced sizes must stay symbolic, so only eager runs use the cache.
-        layout = window_layout if torch.jit.is_tracing() else cached_window_layout
-        index, outside = layout(batch, height, width, block, self.halo_size, x.device, rel.dtype)
+        if torch.jit.is_tracing():
+            index, outside = window_layout(batch, height, width, block, self.halo_size, x.device, rel.dtype)
+        else:
+            index, outside = cached_window_layout(batch, height, width, block, self.halo_size, x.device, rel.dtype,
+                                                  torch.is_inference_mode_enabled())
         n_blocks = outside.shape[0]
         bias = rel.reshape(heads, batch, n_blocks, block * block, win * win) + outside.view(n_blocks, 1, win * win)
         q = q.permute(2, 0, 1, 3).contiguous()  # heads, N, b**2, d

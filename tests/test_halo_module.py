@@ -277,6 +277,18 @@ def test_off_the_cpu_all_heads_attend_in_one_product() -> None:
     assert ops.counts.get("baddbmm") == 1 and ops.counts.get("bmm") == 1 and ops.counts.get("index_select") == 2
 
 
+def test_training_after_inference_mode_at_the_same_size() -> None:
+    """Ultralytics validates under torch.inference_mode between training epochs, often at the same shape."""
+    layer = make_layer(dim=16)
+    x = torch.randn(2, 16, 6, 7)
+    with torch.inference_mode():
+        predicted = layer(x)
+    x.requires_grad_(True)
+    out = layer(x)
+    out.sum().backward()
+    assert torch.allclose(out.detach(), predicted) and torch.isfinite(x.grad).all()
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("height, width", [(1, 1), (20, 15), (21, 21)])
 def test_autocast_has_no_nan(dtype: torch.dtype, height: int, width: int) -> None:
