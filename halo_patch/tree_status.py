@@ -115,11 +115,11 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         recorded = {e.path for e in manifest.files}
         python_files = (target.tasks_py, target.addmodules_dir / "__init__.py", target.package_dir / "nn" / "modules" / "__init__.py")
         unchanged |= {target.relative(p) for p in python_files if target.relative(p) not in recorded}
-    yaml_file = plan.yaml_path(target)
-    try:
-        expected_yaml = plan.new_model_yaml(target, yaml_file.name).encode()
-    except AnchorError:
-        expected_yaml = None
+    try:  # the default base's yaml (the yaml planner: halo_patch.model_yaml)
+        model = plan.plan_model_yaml(target)
+        yaml_file, expected_yaml = model.path, model.text.encode()
+    except HaloPatchError:
+        yaml_file, expected_yaml = target.models11_dir / "yolo11-HaloAttention.yaml", None
     tasks_src = tasks if isinstance(tasks, SourceFile) else None
     layout = plan.detect_layout(target, tasks_src)
     package = plan.class_package(layout)

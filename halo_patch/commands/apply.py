@@ -9,7 +9,8 @@ from rich.markup import escape
 
 from halo_patch import journal, journal_apply, report
 from halo_patch.errors import AdoptError, DriftError, HaloPatchError
-from halo_patch.plan import ApplyOptions, Plan, plan_apply, scaled_name, yaml_path
+from halo_patch.model_yaml.report import print_model_yaml
+from halo_patch.plan import ApplyOptions, Plan, plan_apply
 from halo_patch.target import find_target, require_writable
 
 
@@ -56,10 +57,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         action = "created" if change.before is None else "modified"
         t.add_row(escape(f"{change.what} ({action})"), escape(target.relative(change.path)), report.line_counts(change.before, change.after))
     console.print(t)
-    console.print(
-        f"Build it with [bold]YOLO('{escape(scaled_name(yaml_path(target).name))}')[/] (scales n/s/m/l/x); "
-        "check it with `halo-patch verify`."
-    )
+    console.print("Check it with `halo-patch verify`.")
     _warn_scale_trap(console, target)
     return 0
 
@@ -72,6 +70,8 @@ def _plan(target, options: ApplyOptions, console: Console) -> Plan:
         report.print_findings(console, exc.findings)
         raise
     report.print_findings(console, plan.findings)
+    for model in plan.models:
+        print_model_yaml(console, target, model)
     return plan
 
 
