@@ -138,11 +138,20 @@ def verify(
     ] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write a machine-readable report to this file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+    base: Annotated[
+        Optional[str],
+        typer.Option(
+            "--base",
+            help="Check only the HaloAttention yamls apply wrote for these bases, comma-separated (yolo11-seg,yolo11-pose). "
+            "Default: every one.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Prove, in the target's own Python, that the patched Ultralytics builds, runs and trains. Exit 0 passed, 1 failed."""
     from halo_patch.commands import verify as cmd
 
-    _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet)
+    _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet, base)
 
 
 def main() -> None:

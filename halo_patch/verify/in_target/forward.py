@@ -1,0 +1,64 @@
+"""Step `forward`: eval passes at square and non-square sizes; each output shaped as its head promises."""
+
+from __future__ import annotations
+
+from .common import CheckFailed, ShapeHook, first_line, halo_layers, level, sizes, wh
+from .heads import channel_parts, check_output, describe_channels, is_end_to_end
+
+
+def run(ctx, model):
+    import torch
+
+    net = ctx.built[model.key].model.to(ctx.device).eval()
+    task = ctx.built[model.key].task
+    layers = halo_layers(net, model.name)
+    results = []
+    for h, w in sizes(task, ctx.imgsz):
+        hooks = [ShapeHook(m) for _, m in layers]
+        try:
+            with torch.no_grad():
+                y = net(torch.rand(1, 3, h, w, device=ctx.device))
+        except Exception as exc:
+            raise CheckFailed(f"{w}x{h}: {first_line(exc)}") from exc
+        finally:
+            for hook in hooks:
+                hook.remove()
+        result = {"size": f"{w}x{h}", "halo": [wh(hook.calls[0][0]) for hook in hooks]}
+        result["p5"] = result["halo"][0]  # the first HaloAttention's input, as in earlier reports
+        results.append(result)
+        for (i, _), hook in zip(layers, hooks):
+            halo_in, halo_out = hook.calls[0]
+            if halo_out != halo_in:
+                raise CheckFailed(f"{w}x{h}: HaloAttention {i} maps {halo_in} to {halo_out}; expected the same shape", {"sizes": results})
+        try:
+            result.update(check_output(net, task, y, h, w))
+        except CheckFailed as exc:
+            exc.data = {"sizes": results}
+            raise
+    levels = [level(_hw(results[0]["size"]), _hw(r)) for r in results[0]["halo"]]  # at the main size
+    return describe(net, task, layers, levels, results), {"task": task, "sizes": results}
+
+
+def _hw(size):
+    """(h, w) of a `WxH` string."""
+    w, h = size.split("x")
+    return int(h), int(w)
+
+
+def describe(net, task, layers, levels, results):
+    """The sizes, what the outputs hold (for tasks beyond detect), and where HaloAttention ran."""
+    sizes_text = ", ".join(r["size"] for r in results) + " (WxH): "
+    if task == "detect" and not is_end_to_end(net):
+        what = "outputs as expected"
+    elif task == "classify":
+        what = f"{channel_parts(net, task)[0][1]} class probabilities summing to 1"
+    else:
+        what = ", ".join(str(tuple(r["output"])) for r in results)
+        what = f"outputs {what} ({describe_channels(channel_parts(net, task))})"
+        if task == "segment":
+            what += "; mask prototypes " + ", ".join(str(tuple(r["proto"])) for r in results)
+    where = []
+    for k, ((i, _), p) in enumerate(zip(layers, levels)):
+        at = ", ".join(r["halo"][k] for r in results)
+        where.append(f"at P{p} {at}" if len(layers) == 1 else f"layer {i} at P{p} {at}")
+    return sizes_text + what + "; HaloAttention " + "; ".join(where)

@@ -1,0 +1,153 @@
+"""Which models verify builds: every HaloAttention yaml apply wrote, at each requested scale.
+
+A yaml is apply's while it carries a matching ownership seal (halo_patch.ownership). Its model name
+for a scale puts the scale letter after the leading `yolo<digits>` (`yolov8`, `yoloe-11`), as
+Ultralytics reads it back: yolo11-seg-HaloAttention.yaml at scale n is built as
+YOLO("yolo11n-seg-HaloAttention.yaml").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from halo_patch import ownership
+from halo_patch.errors import HaloPatchError
+from halo_patch.target import UltralyticsTarget
+
+SUFFIX = "-HaloAttention"
+DEFAULT_BASE = "yolo11"  # plain `halo-patch apply`: cfg/models/11/yolo11-HaloAttention.yaml
+_SCALABLE = re.compile(r"^(yolo(?:e-)?v?\d+)(.*)$")  # where Ultralytics looks for the scale letter
+TASKS = ("detect", "segment", "pose", "obb", "classify")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to build: a yaml apply wrote, at one scale."""
+
+    key: str  # step id suffix and row label: "n" for the default yolo11 yaml, else "yolo11n-seg"
+    name: str  # what YOLO() is given: "yolo11n-seg-HaloAttention.yaml"
+    yaml_path: Path  # the file apply wrote
+    base: str  # "yolo11-seg"
+    scale: Optional[str]  # None: the name cannot carry a scale (the yaml's own default is used)
+    plain: Optional[str]  # the base model to compare with ("yolo11n-seg.yaml"), when the target has it
+    task: str  # from the yaml's head: detect, segment, pose, obb, classify (or the head's own name)
+
+    def to_config(self) -> dict[str, Any]:
+        """As the checks in the target's interpreter receive it."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "yaml_file": self.yaml_path.name,
+            "yaml_path": str(self.yaml_path),
+            "plain": self.plain,
+            "task": self.task,
+        }
+
+
+def models_dir(target: UltralyticsTarget) -> Path:
+    return target.package_dir / "cfg" / "models"
+
+
+def written_yamls(target: UltralyticsTarget) -> list[Path]:
+    """Every `*-HaloAttention.yaml` under cfg/models that is exactly as apply wrote it; the default first."""
+    found = [p for p in models_dir(target).rglob(f"*{SUFFIX}.yaml") if p.is_file() and ownership.is_sealed(p.read_bytes())]
+    default = default_yaml(target)
+    return sorted(found, key=lambda p: (p != default, p.relative_to(models_dir(target)).as_posix()))
+
+
+def default_yaml(target: UltralyticsTarget) -> Path:
+    return target.models11_dir / f"{DEFAULT_BASE}{SUFFIX}.yaml"
+
+
+def base_name(path: Path) -> str:
+    """yolo11-seg-HaloAttention.yaml -> yolo11-seg."""
+    return path.name[: -len(f"{SUFFIX}.yaml")]
+
+
+def with_scale(stem: str, scale: str) -> Optional[str]:
+    """yolo11-seg -> yolo11n-seg, yolov8-pose -> yolov8n-pose; None when the name has no `yolo<digits>` start."""
+    m = _SCALABLE.match(stem)
+    return f"{m.group(1)}{scale}{m.group(2)}" if m else None
+
+
+def guess_task(path: Path) -> str:
+    """The task of a model yaml from its last head module, the way Ultralytics guesses it."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        module = str(data["head"][-1][2]).lower()
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        return "detect"  # the build step says what is wrong with the file
+    for task, words in (("classify", ("classify", "cls")), ("segment", ("segment",)), ("pose", ("pose",)), ("obb", ("obb",))):
+        if any(w in module for w in words):
+            return task
+    return "detect" if "detect" in module else module
+
+
+def select(target: UltralyticsTarget, bases: tuple[str, ...]) -> list[Path]:
+    """The yamls to check: those of `bases` (--base), or every one apply wrote.
+
+    With none written and no --base, the default yaml's path: the patch-status step then says why.
+    """
+    written = written_yamls(target)
+    if not bases:
+        return written or [default_yaml(target)]
+    by_base = {base_name(p): p for p in reversed(written)}  # the first of a name wins, as in the listing
+    chosen = []
+    for base in bases:
+        if base not in by_base:
+            raise HaloPatchError(_unknown_base(target, base, sorted(by_base)))
+        if by_base[base] not in chosen:
+            chosen.append(by_base[base])
+    return chosen
+
+
+def _unknown_base(target: UltralyticsTarget, base: str, known: list[str]) -> str:
+    unsealed = sorted(models_dir(target).rglob(f"{base}{SUFFIX}.yaml"))
+    if unsealed:
+        return (
+            f"{unsealed[0]}: not as halo-patch apply wrote it (edited since, or written by hand: no matching "
+            f"halo-patch seal on its first line); verify builds only the yamls apply wrote: run halo-patch apply --base {base}"
+        )
+    found = ", ".join(known) or "none"
+    return (
+        f"--base {base}: apply wrote no {base}{SUFFIX}.yaml under {models_dir(target)} (it wrote: {found}); "
+        f"run halo-patch apply --base {base} first"
+    )
+
+
+def plan_models(target: UltralyticsTarget, bases: tuple[str, ...], scales: tuple[str, ...]) -> list[ModelSpec]:
+    """Every model to build, yaml by yaml, scale by scale."""
+    specs: list[ModelSpec] = []
+    for path in select(target, bases):
+        base, task = base_name(path), guess_task(path) if path.is_file() else "detect"
+        is_default = path == default_yaml(target)
+        for scale in scales:
+            scaled = with_scale(base, scale)
+            if scaled is None:  # a name without a scale position: one model, at the yaml's own scale
+                specs.append(ModelSpec(base, path.name, path, base, None, None, task))
+                break
+            plain = f"{scaled}.yaml" if (path.parent / f"{base}.yaml").is_file() else None
+            key = scale if is_default else scaled
+            specs.append(ModelSpec(key, f"{scaled}{SUFFIX}.yaml", path, base, scale, plain, task))
+    return specs
+
+
+def parse_bases(value: Optional[str]) -> tuple[str, ...]:
+    """`--base yolo11-seg,yolo11-pose` -> ("yolo11-seg", "yolo11-pose"); a file name or path gives its base."""
+    if value is None:
+        return ()
+    bases: list[str] = []
+    for item in (v.strip() for v in value.split(",")):
+        name = Path(item).name
+        for ending in (".yaml", ".yml", SUFFIX):
+            name = name[: -len(ending)] if name.endswith(ending) else name
+        if not name:
+            raise HaloPatchError(f"--base {value!r}: empty name; expected base names such as yolo11-seg, comma-separated")
+        if name not in bases:
+            bases.append(name)
+    return tuple(bases)
