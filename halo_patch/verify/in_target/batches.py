@@ -28,6 +28,7 @@ def make_batch(net, task, size, device):
     }
     if task == "segment":
         batch["masks"] = overlap_masks(size // MASK_RATIO).to(device)
+        batch["sem_masks"] = semantic_masks(batch["masks"], batch["cls"])  # read by heads with a semantic branch (YOLO26)
     elif task == "pose":
         batch["keypoints"] = keypoints(tuple(int(v) for v in head.kpt_shape)).to(device)
     elif task == "obb":
@@ -47,6 +48,16 @@ def overlap_masks(side):
         y0, y1 = int((cy - h / 2) * side), int((cy + h / 2) * side)
         masks[image, y0:y1, x0:x1] = counts[image]
     return masks
+
+
+def semantic_masks(masks, cls):
+    """(B, side, side) class index per pixel, from the overlap masks and each object's class."""
+    sem = masks.new_zeros(masks.shape).long()
+    for image in range(BATCH_SIZE):
+        objects = [k for k, i in enumerate(IMAGE_OF_BOX) if i == image]
+        for number, k in enumerate(objects, start=1):
+            sem[image][masks[image] == number] = int(cls[k])
+    return sem
 
 
 def keypoints(kpt_shape):

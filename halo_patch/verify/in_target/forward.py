@@ -52,11 +52,15 @@ def describe(net, task, layers, levels, results):
         what = "outputs as expected"
     elif task == "classify":
         what = f"{channel_parts(net, task)[0][1]} class probabilities summing to 1"
+    elif is_end_to_end(net):
+        shape = results[0]["output"]
+        what = f"outputs {', '.join(str(r['output'][1]) for r in results)} detections x {shape[2]} = 6 (box, score, class)"
+        what += "".join(f" + {n} {part}" for part, n in channel_parts(net, task)[2:])
     else:
-        what = ", ".join(str(tuple(r["output"])) for r in results)
-        what = f"outputs {what} ({describe_channels(channel_parts(net, task))})"
-        if task == "segment":
-            what += "; mask prototypes " + ", ".join(str(tuple(r["proto"])) for r in results)
+        what = f"outputs {describe_channels(channel_parts(net, task))} x {', '.join(str(r['anchors']) for r in results)} anchors"
+    if task == "segment":
+        nm = results[0]["proto"][1]
+        what += f"; mask prototypes {nm} x " + ", ".join(f"{r['proto'][3]}x{r['proto'][2]}" for r in results)
     where = []
     for k, ((i, _), p) in enumerate(zip(layers, levels)):
         at = ", ".join(r["halo"][k] for r in results)
