@@ -77,12 +77,14 @@ def test_train_export_json(patched_installed: Path, tmp_path: Path) -> None:
     assert data["passed"] is True and data["exit_code"] == 0
     assert data["verdict"] == verdict(result.stdout)
     assert data["target"]["package_dir"] == str(patched_installed)
-    assert data["options"] == {"scales": ["n"], "device": "cpu", "imgsz": 64, "train": True, "export": "onnx"}
+    assert data["options"] == {"scales": ["n"], "device": "cpu", "imgsz": 64, "train": True, "export": "onnx", "bases": []}
     assert Path(data["environment"]["ultralytics_file"]).parent == patched_installed.resolve()
     assert data["interpreter"]["pythonpath"] == str(patched_installed.parent.resolve())
     steps = {s["id"]: s for s in data["steps"]}
     assert list(steps) == QUICK_STEPS + ["train:n", "predict:n", "checkpoint:n", "export:n", "onnxruntime:n"]
     assert all(s["result"] == "passed" and s["seconds"] >= 0 for s in steps.values()), data["steps"]
+    assert {(s["scale"], s["model"]) for s in data["steps"][2:]} == {("n", "yolo11n-HaloAttention.yaml")}
+    assert Path(steps["build:n"]["yaml"]) == (patched_installed / "cfg" / "models" / "11" / "yolo11-HaloAttention.yaml").resolve()
     assert steps["build:n"]["data"]["channels"] == 256 and steps["build:n"]["data"]["gflops"] > 0
     assert steps["build:n"]["data"]["params"] > steps["build:n"]["data"]["plain_params"]
     assert [s["size"] for s in steps["forward:n"]["data"]["sizes"]] == ["64x64", "64x32", "96x96", "256x256", "32x32"]
@@ -191,6 +193,9 @@ def test_checks_process_dies(tmp_path: Path) -> None:
         (["--export", "tflite"], "--export 'tflite': unsupported format; expected one of: onnx"),
         (["--imgsz", "100"], "--imgsz 100: expected a positive multiple of 32"),
         (["--json", "/nonexistent-dir/r.json"], "--json /nonexistent-dir/r.json: no such directory /nonexistent-dir"),
+        (["--base", "yolo11-obb"], "--base yolo11-obb: apply wrote no yolo11-obb-HaloAttention.yaml under "),
+        (["--base", "yolo11-obb"], "(it wrote: yolo11); run halo-patch apply --base yolo11-obb first"),
+        (["--base", ","], "--base ',': empty name; expected base names such as yolo11-seg, comma-separated"),
     ],
 )
 def test_usage_errors(args: list[str], message: str, patched_installed: Path) -> None:

@@ -22,7 +22,7 @@ from halo_patch.target import UltralyticsTarget
 SUFFIX = "-HaloAttention"
 DEFAULT_BASE = "yolo11"  # plain `halo-patch apply`: cfg/models/11/yolo11-HaloAttention.yaml
 _SCALABLE = re.compile(r"^(yolo(?:e-)?v?\d+)(.*)$")  # where Ultralytics looks for the scale letter
-TASKS = ("detect", "segment", "pose", "obb", "classify")
+_TASK_WORDS = (("detect", "detect"), ("semanticsegment", "semantic"), ("segment", "segment"), ("pose", "pose"), ("obb", "obb"), ("depth", "depth"))
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,18 @@ def with_scale(stem: str, scale: str) -> Optional[str]:
 
 
 def guess_task(path: Path) -> str:
-    """The task of a model yaml from its last head module, the way Ultralytics guesses it."""
+    """The task of a model yaml from its last head module, as Ultralytics guesses it (detect when unsure)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         module = str(data["head"][-1][2]).lower()
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, IndexError, TypeError):
         return "detect"  # the build step says what is wrong with the file
-    for task, words in (("classify", ("classify", "cls")), ("segment", ("segment",)), ("pose", ("pose",)), ("obb", ("obb",))):
-        if any(w in module for w in words):
+    if module in ("classify", "classifier", "cls", "fc"):
+        return "classify"
+    for word, task in _TASK_WORDS:  # in this order: "semanticsegment" before "segment"
+        if word in module:
             return task
-    return "detect" if "detect" in module else module
+    return "detect"
 
 
 def select(target: UltralyticsTarget, bases: tuple[str, ...]) -> list[Path]:

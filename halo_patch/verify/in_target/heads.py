@@ -11,8 +11,7 @@ import math
 
 from .common import CheckFailed, tensors
 
-DETECTION_TASKS = ("detect", "segment", "pose", "obb")
-
+TASKS = ("detect", "segment", "pose", "obb", "classify")
 
 def channel_parts(net, task):
     """[(what, channels)] of a prediction row: box, class, then the task's own channels."""
@@ -47,6 +46,8 @@ def check_output(net, task, y, h, w):
     """Shapes of one eval output for an input of h x w; CheckFailed when they are not what the head promises."""
     import torch
 
+    if task not in TASKS:
+        raise CheckFailed(f"verify has no output check for {task} models; it checks {', '.join(TASKS)}")
     outs = tensors(y)
     if not outs:
         raise CheckFailed(f"{w}x{h}: the model returned no tensor ({type(y).__name__})")
