@@ -21,6 +21,10 @@ def test_wheel_ships_templates_and_reads_them(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         assert {"halo_patch/templates/halo_attention.py", "halo_patch/templates/halo_row.yaml"} <= names
+        # verify copies its in-target checks out of the installed package: every one must ship
+        in_target = REPO / "halo_patch" / "verify" / "in_target"
+        assert {f"halo_patch/verify/in_target/{p.name}" for p in in_target.glob("*.py")} <= names
+        assert len(list(in_target.glob("*.py"))) >= 10
         assert any(n.endswith("entry_points.txt") and b"halo-patch = halo_patch.cli:main" in zf.read(n) for n in names)
         zf.extractall(tmp_path / "site")
     probe = (

@@ -108,6 +108,12 @@ def compare_graphs(net, plain, inserted, shapes, plain_shapes, model):
         j = k - sum(1 for i in inserted if i < k)
         if shapes.get(k) != plain_shapes.get(j):
             raise CheckFailed(
-                f"layer {k} ({type(net.model[k]).__name__}) outputs {shapes.get(k)}; layer {j} of {model.plain_label}, "
-                f"the same layer before HaloAttention was inserted, outputs {plain_shapes.get(j)}: a `from` index points wrong"
+                f"layer {k} ({type(net.model[k]).__name__}) outputs {_shapes(shapes.get(k))}; layer {j} of {model.plain_label}, "
+                f"the same layer before HaloAttention was inserted, outputs {_shapes(plain_shapes.get(j))}: "
+                "a `from` index points wrong"
             )
+
+
+def _shapes(shapes):
+    """`(1, 448, 16, 16)`, or several joined with `, `."""
+    return ", ".join(str(s) for s in shapes or []) or "nothing"
