@@ -68,10 +68,26 @@ def make_site_packages(version: str, dest: Path) -> Path:
     return dest / "ultralytics"
 
 
+def installed_version() -> str:
+    """`__version__` of the environment's ultralytics, read as text (never imported here)."""
+    import ast
+
+    init = installed_package_dir() / "__init__.py"
+    for node in ast.parse(init.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
+            return node.value.value
+    raise AssertionError(f"{init}: no __version__")
+
+
 def copy_installed(dest: Path) -> Path:
-    """The installed ultralytics package copied into dest (never the environment's own copy)."""
+    """The installed Ultralytics release, pristine, as a package dir under dest.
+
+    Taken from the release's own wheel, never from the environment's copy: the README's main command
+    patches the environment's ultralytics, and the tests must pass before and after it.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(installed_package_dir(), dest / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+    with zipfile.ZipFile(fetch_wheel(installed_version())) as zf:
+        zf.extractall(dest, [n for n in zf.namelist() if n.startswith("ultralytics/")])
     return dest / "ultralytics"
 
 

@@ -131,7 +131,7 @@ def test_half_applied_tree(damage: str, missing: str, patched_copy: Path) -> Non
         assert text.count(BRANCH) == 1
         tasks.write_text(text.replace(BRANCH, ""), encoding="utf-8")
     elif damage == "tasks.py reinstalled":  # what `pip install --force-reinstall ultralytics` does
-        shutil.copyfile(installed_package_dir() / "nn" / "tasks.py", tasks)
+        shutil.copyfile(copy_installed(patched_copy.parent.parent / "pristine") / "nn" / "tasks.py", tasks)
     else:
         (patched_copy / "nn" / "Addmodules" / "halo_attention.py").unlink()
     result = cli("verify", "--target", str(patched_copy))
