@@ -11,6 +11,12 @@ import pytest
 from cli_helpers import cli
 from conftest import copy_installed, installed_package_dir, run_cli, tree_hashes
 
+from halo_patch.target import find_target
+from halo_patch.verify.child import run_checks
+from halo_patch.verify.interpreter import find_interpreter, make_workdir
+from halo_patch.verify.models import plan_models
+from halo_patch.verify.options import parse_options, plan_steps
+
 BRANCH = "        elif m is HaloAttention:\n            c2 = ch[f]\n            args = [c2, *args]\n"
 QUICK_STEPS = ["status", "import", "build:n", "forward:n", "train-step:n"]
 
@@ -216,3 +222,35 @@ def test_target_not_found(tmp_path: Path) -> None:
     result = cli("verify", "--target", str(tmp_path / "nope"))
     assert result.code == 2
     assert result.err == f"error: {tmp_path / 'nope'}: no such directory; expected an Ultralytics clone, package or site-packages dir\n"
+
+
+# ---------------------------------------------------------------- the module under nn/modules (--layout modules)
+
+
+def test_module_under_nn_modules_is_accepted(patched_copy: Path) -> None:
+    """HaloAttention imported from ultralytics/nn/modules/halo_attention.py: the import and build checks pass.
+
+    The tree is laid out by hand here (module moved, tasks.py importing it from there), and the checks
+    are run directly: the patch-status step belongs to apply's own layouts.
+    """
+    nn = patched_copy / "nn"
+    shutil.move(str(nn / "Addmodules" / "halo_attention.py"), str(nn / "modules" / "halo_attention.py"))
+    shutil.rmtree(nn / "Addmodules")
+    tasks = nn / "tasks.py"
+    text = tasks.read_text(encoding="utf-8")
+    old = "from ultralytics.nn.Addmodules import HaloAttention\n"
+    assert text.count(old) == 1
+    tasks.write_text(text.replace(old, "from ultralytics.nn.modules.halo_attention import HaloAttention\n"), encoding="utf-8")
+
+    target = find_target(patched_copy)
+    options = parse_options("n", "cpu", 64, False, None)
+    steps = plan_steps(options, plan_models(target, (), options.scales))[:3]  # status (not run), import, build
+    workdir = make_workdir()
+    try:
+        ended = [step for event, step in run_checks(target, find_interpreter(target), options, steps, workdir) if event == "end"]
+    finally:
+        shutil.rmtree(workdir)
+    assert [(s.id, s.result) for s in ended] == [("import", "passed"), ("build:n", "passed")], [s.detail for s in ended]
+    assert ended[0].data["halo_attention_class"] == "ultralytics.nn.modules.halo_attention.HaloAttention"
+    assert Path(ended[0].data["halo_attention_file"]).resolve() == (nn / "modules" / "halo_attention.py").resolve()
+    assert ended[1].detail.startswith("layer 9 HaloAttention 256 ch; ")
