@@ -12,7 +12,7 @@ def run(ctx, model):
     net = ctx.built[model.key].model.to(ctx.device).eval()
     task = ctx.built[model.key].task
     layers = halo_layers(net, model.name)
-    results = []
+    results, levels = [], []
     for h, w in sizes(task, ctx.imgsz):
         hooks = [ShapeHook(m) for _, m in layers]
         try:
@@ -26,6 +26,7 @@ def run(ctx, model):
         result = {"size": f"{w}x{h}", "halo": [wh(hook.calls[0][0]) for hook in hooks]}
         result["p5"] = result["halo"][0]  # the first HaloAttention's input, as in earlier reports
         results.append(result)
+        levels = levels or [level((h, w), hook.calls[0][0][-2:]) for hook in hooks]  # at the main size
         for (i, _), hook in zip(layers, hooks):
             halo_in, halo_out = hook.calls[0]
             if halo_out != halo_in:
@@ -35,14 +36,7 @@ def run(ctx, model):
         except CheckFailed as exc:
             exc.data = {"sizes": results}
             raise
-    levels = [level(_hw(results[0]["size"]), _hw(r)) for r in results[0]["halo"]]  # at the main size
     return describe(net, task, layers, levels, results), {"task": task, "sizes": results}
-
-
-def _hw(size):
-    """(h, w) of a `WxH` string."""
-    w, h = size.split("x")
-    return int(h), int(w)
 
 
 def describe(net, task, layers, levels, results):
