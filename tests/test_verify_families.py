@@ -124,7 +124,7 @@ def test_every_family_builds_runs_and_trains(family_tree: Path, tmp_path: Path) 
             assert f"+ {k * d} keypoint ({k}x{d}) channels" in forward["detail"]
         if task == "obb":
             assert f"{spec['nc'] + 5} = 4 box + {spec['nc']} class + 1 angle channels" in forward["detail"]
-        assert step["detail"].endswith(f"at 640x640 ({task} batch of 2)")
+        assert step["detail"].endswith(f"at 640x640 ({task} batch of 3)")
 
 
 def test_base_and_scale_pick_the_models(family_tree: Path, tmp_path: Path) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-# two boxes per image, normalised xywh; image index of each box
-BOXES = [[0.3, 0.3, 0.2, 0.3], [0.7, 0.6, 0.3, 0.2], [0.5, 0.5, 0.4, 0.4], [0.2, 0.8, 0.1, 0.15]]
-IMAGE_OF_BOX = [0, 0, 1, 1]
-BATCH_SIZE = 2
+# boxes in normalised xywh, and the image each lies in
+BOXES = [[0.3, 0.3, 0.2, 0.3], [0.7, 0.6, 0.3, 0.2], [0.5, 0.5, 0.4, 0.4], [0.2, 0.8, 0.1, 0.15], [0.6, 0.4, 0.3, 0.3]]
+IMAGE_OF_BOX = [0, 0, 1, 1, 2]
+# 3, not 2: the segment loss of some releases (8.4.0) reads a 2-image batch of prototypes as a (proto, semantic) pair
+BATCH_SIZE = 3
 MASK_RATIO = 4  # Ultralytics' default: masks at 1/4 of the image size
 
 
@@ -18,13 +19,14 @@ def make_batch(net, task, size, device):
     head = net.model[-1]
     if task == "classify":
         nc = int(head.linear.out_features)
-        return {"img": img, "cls": torch.tensor([0, 1 % nc], device=device)}
+        return {"img": img, "cls": torch.tensor([k % nc for k in range(BATCH_SIZE)], device=device)}
     nc = int(head.nc)
     batch = {
         "img": img,
         "cls": torch.tensor([[float(k % 2 % nc)] for k in range(len(BOXES))], device=device),
         "bboxes": torch.tensor(BOXES, device=device),
         "batch_idx": torch.tensor([float(i) for i in IMAGE_OF_BOX], device=device),
+        "resized_shape": [(size, size)] * BATCH_SIZE,  # read by the pose and obb losses of some releases
     }
     if task == "segment":
         batch["masks"] = overlap_masks(size // MASK_RATIO).to(device)
