@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from cli_helpers import cli
-from conftest import copy_installed, run_cli, tree_hashes
+from conftest import copy_installed, make_site_packages, run_cli, tree_hashes
 
 from halo_patch import model_yaml, ownership
 from halo_patch.target import find_target
@@ -141,6 +141,19 @@ def test_base_and_scale_pick_the_models(family_tree: Path, tmp_path: Path) -> No
     builds = {s["id"]: s for s in data["steps"] if s["id"].startswith("build:")}
     assert builds["build:yolo11s-cls"]["model"] == "yolo11s-cls-HaloAttention.yaml"
     assert builds["build:yolo11s-cls"]["data"]["channels"] == 512 > builds["build:yolo11n-cls"]["data"]["channels"]
+
+
+def test_families_on_an_older_release(tmp_path: Path) -> None:
+    """8.4.0: its pose and obb losses read the batch's resized_shape, its segment loss the batch size."""
+    package = make_site_packages("8.4.0", tmp_path / "site")
+    assert cli("apply", "--target", str(package.parent)).code == 0
+    for base in ("yolo11-seg", "yolo11-pose", "yolo11-obb"):
+        write_family_yaml(package, base, with_halo(package, base))
+    result = cli("verify", "--target", str(package.parent), "--base", "yolo11-seg,yolo11-pose,yolo11-obb", "--imgsz", "320")
+    assert result.code == 0, result.out
+    assert verdict(result.out).startswith(f"verify passed: HaloAttention works in Ultralytics 8.4.0 at {package}")
+    for family in ("seg", "pose", "obb"):
+        assert f"│ train step yolo11n-{family} " in result.out
 
 
 # ---------------------------------------------------------------- broken family yamls
