@@ -213,12 +213,24 @@ def test_scale_letter_goes_after_the_yolo_number(stem: str, scaled: str | None) 
     assert with_scale(stem, "n") == scaled
 
 
+def test_adopt_named_yaml_is_found_and_built_by_its_own_name(family_copy: Path) -> None:
+    """`apply --adopt` writes <base>-HaloAttention-halo-patch.yaml beside a hand-made <base>-HaloAttention.yaml."""
+    models = family_copy / "cfg" / "models" / "11"
+    ours = models / "yolo11-seg-HaloAttention.yaml"
+    ours.rename(models / "yolo11-seg-HaloAttention-halo-patch.yaml")  # the seal holds: it covers the content only
+    ours.write_text("# my own tutorial yaml\n" + yaml.safe_dump(with_halo(family_copy, "yolo11-seg")), encoding="utf-8")
+    (spec,) = plan_models(find_target(family_copy), ("yolo11-seg",), ("s",))
+    assert (spec.key, spec.name, spec.plain) == ("yolo11s-seg", "yolo11s-seg-HaloAttention-halo-patch.yaml", "yolo11s-seg.yaml")
+    assert spec.yaml_path == (models / "yolo11-seg-HaloAttention-halo-patch.yaml").resolve()
+
+
 def test_base_names_accept_file_names_and_paths() -> None:
     assert parse_bases("yolo11-seg, yolo11-pose-HaloAttention.yaml,cfg/models/11/yolo11-obb.yaml,yolo11-seg") == (
         "yolo11-seg",
         "yolo11-pose",
         "yolo11-obb",
     )
+    assert parse_bases("yolo11-HaloAttention-halo-patch.yaml") == ("yolo11",)
 
 
 def test_task_guess_agrees_with_ultralytics(family_tree: Path) -> None:

@@ -20,6 +20,8 @@ from halo_patch.errors import HaloPatchError
 from halo_patch.target import UltralyticsTarget
 
 SUFFIX = "-HaloAttention"
+ADOPT_SUFFIX = "-HaloAttention-halo-patch"  # `apply --adopt` beside a hand-made <stem>-HaloAttention.yaml
+SUFFIXES = (ADOPT_SUFFIX, SUFFIX)  # longest first
 DEFAULT_BASE = "yolo11"  # plain `halo-patch apply`: cfg/models/11/yolo11-HaloAttention.yaml
 _SCALABLE = re.compile(r"^(yolo(?:e-)?v?\d+)(.*)$")  # where Ultralytics looks for the scale letter
 _TASK_WORDS = (("detect", "detect"), ("semanticsegment", "semantic"), ("segment", "segment"), ("pose", "pose"), ("obb", "obb"), ("depth", "depth"))
@@ -54,19 +56,29 @@ def models_dir(target: UltralyticsTarget) -> Path:
 
 
 def written_yamls(target: UltralyticsTarget) -> list[Path]:
-    """Every `*-HaloAttention.yaml` under cfg/models that is exactly as apply wrote it; the default first."""
-    found = [p for p in models_dir(target).rglob(f"*{SUFFIX}.yaml") if p.is_file() and ownership.is_sealed(p.read_bytes())]
-    default = default_yaml(target)
-    return sorted(found, key=lambda p: (p != default, p.relative_to(models_dir(target)).as_posix()))
+    """Every `<base>-HaloAttention[-halo-patch].yaml` under cfg/models exactly as apply wrote it; the default first."""
+    found = [
+        p
+        for p in models_dir(target).rglob("*.yaml")
+        if p.is_file() and any(p.name.endswith(f"{s}.yaml") for s in SUFFIXES) and ownership.is_sealed(p.read_bytes())
+    ]
+    return sorted(found, key=lambda p: (not is_default(target, p), p.relative_to(models_dir(target)).as_posix()))
 
 
 def default_yaml(target: UltralyticsTarget) -> Path:
     return target.models11_dir / f"{DEFAULT_BASE}{SUFFIX}.yaml"
 
 
+def is_default(target: UltralyticsTarget, path: Path) -> bool:
+    """The yaml plain `halo-patch apply` writes (under either name)."""
+    return path.parent == target.models11_dir and base_name(path) == DEFAULT_BASE
+
+
 def base_name(path: Path) -> str:
-    """yolo11-seg-HaloAttention.yaml -> yolo11-seg."""
-    return path.name[: -len(f"{SUFFIX}.yaml")]
+    """yolo11-seg-HaloAttention.yaml (or yolo11-seg-HaloAttention-halo-patch.yaml) -> yolo11-seg."""
+    stem = path.name[: -len(".yaml")]
+    suffix = next((s for s in SUFFIXES if stem.endswith(s)), "")
+    return stem[: len(stem) - len(suffix)]
 
 
 def with_scale(stem: str, scale: str) -> Optional[str]:
@@ -127,15 +139,16 @@ def plan_models(target: UltralyticsTarget, bases: tuple[str, ...], scales: tuple
     specs: list[ModelSpec] = []
     for path in select(target, bases):
         base, task = base_name(path), guess_task(path) if path.is_file() else "detect"
-        is_default = path == default_yaml(target)
+        default = is_default(target, path)
+        build_stem = path.name[: -len(".yaml")]  # what Ultralytics is given, with the scale letter added
         for scale in scales:
             scaled = with_scale(base, scale)
             if scaled is None:  # a name without a scale position: one model, at the yaml's own scale
                 specs.append(ModelSpec(base, path.name, path, base, None, None, task))
                 break
             plain = f"{scaled}.yaml" if (path.parent / f"{base}.yaml").is_file() else None
-            key = scale if is_default else scaled
-            specs.append(ModelSpec(key, f"{scaled}{SUFFIX}.yaml", path, base, scale, plain, task))
+            key = scale if default else scaled
+            specs.append(ModelSpec(key, f"{with_scale(build_stem, scale)}.yaml", path, base, scale, plain, task))
     return specs
 
 
@@ -146,7 +159,7 @@ def parse_bases(value: Optional[str]) -> tuple[str, ...]:
     bases: list[str] = []
     for item in (v.strip() for v in value.split(",")):
         name = Path(item).name
-        for ending in (".yaml", ".yml", SUFFIX):
+        for ending in (".yaml", ".yml", "-halo-patch", SUFFIX):
             name = name[: -len(ending)] if name.endswith(ending) else name
         if not name:
             raise HaloPatchError(f"--base {value!r}: empty name; expected base names such as yolo11-seg, comma-separated")
