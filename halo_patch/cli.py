@@ -51,7 +51,9 @@ def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
     try:
         code = func(*args, console)
     except HaloPatchError as exc:
-        _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
+        from rich.markup import escape
+
+        _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # messages quote code: `[c2, *args]`
         raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(code)
 

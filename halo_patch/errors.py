@@ -23,3 +23,11 @@ class DriftError(HaloPatchError):
 
 class LockedError(HaloPatchError):
     """Another halo-patch run holds the lock on this target."""
+
+
+class AdoptError(HaloPatchError):
+    """A hand-made (tutorial) HaloAttention install that apply will not take over as it stands."""
+
+    def __init__(self, message: str, findings: tuple = ()) -> None:
+        super().__init__(message)
+        self.findings = findings  # what was found (tutorial.Finding), shown above the error line

@@ -6,13 +6,19 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from halo_patch import __version__, model_yaml, ownership, transforms
-from halo_patch.errors import AnchorError
+from halo_patch import __version__, model_yaml, ownership, transforms, tutorial
+from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
+from halo_patch.transforms.modules_export import add_modules_export
+from halo_patch.transforms.user_imports import drop_package_imports, drop_tasks_imports
 
 MODULE_TEMPLATE = "halo_attention.py"
 PACKAGE_INIT = '"""Modules added to Ultralytics by halo-patch (`halo-patch revert` removes them)."""\n\n'
+# Our yaml's name when a file of the default name that apply did not write is in the package (a
+# tutorial's yolo11-HaloAttention.yaml): kept, and ours must not collide (Ultralytics globs bare names).
+ALTERNATE_YAML_NAME = "yolo11-HaloAttention-halo-patch.yaml"
+LAYOUTS = ("addmodules", "modules")
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class FileChange:
 class Plan:
     target: UltralyticsTarget
     changes: tuple[FileChange, ...]
+    findings: tuple[tutorial.Finding, ...] = ()  # a hand-made install found (and, with --adopt, taken over)
 
     @property
     def empty(self) -> bool:
@@ -51,12 +58,34 @@ def module_template() -> bytes:
     return files("halo_patch.templates").joinpath(MODULE_TEMPLATE).read_bytes()
 
 
-def module_path(target: UltralyticsTarget) -> Path:
-    return target.addmodules_dir / f"{transforms.MODULE_STEM}.py"
+def module_path(target: UltralyticsTarget, layout: str = "addmodules") -> Path:
+    """Where the module file goes: nn/Addmodules/ (default) or nn/modules/ (`--layout modules`)."""
+    return module_dir(target, layout) / f"{transforms.MODULE_STEM}.py"
+
+
+def module_dir(target: UltralyticsTarget, layout: str) -> Path:
+    return target.package_dir / "nn" / "modules" if layout == "modules" else target.addmodules_dir
+
+
+def class_package(layout: str) -> str:
+    """The package tasks.py imports HaloAttention from."""
+    return transforms.MODULES_IMPORT if layout == "modules" else transforms.ADDMODULES
+
+
+def detect_layout(target: UltralyticsTarget, tasks: SourceFile | None = None) -> str:
+    """The layout a tree was patched with: "modules" when our module sits in nn/modules/ or tasks.py
+    imports HaloAttention from ultralytics.nn.modules (a half-applied tree)."""
+    in_modules = module_path(target, "modules").is_file() or (tasks is not None and transforms.binds_class(tasks, transforms.MODULES_IMPORT))
+    return "modules" if in_modules else "addmodules"
 
 
 def yaml_path(target: UltralyticsTarget) -> Path:
-    return target.models11_dir / model_yaml.OUTPUT_NAME
+    """Our yaml: the default name, or ALTERNATE_YAML_NAME when a file of that name we did not write is in the package."""
+    default = target.models11_dir / model_yaml.OUTPUT_NAME
+    if default.is_file() and ownership.is_sealed(default.read_bytes()):
+        return default
+    taken = any(not ownership.is_sealed(p.read_bytes()) for p in target.package_dir.rglob(model_yaml.OUTPUT_NAME) if p.is_file())
+    return target.models11_dir / ALTERNATE_YAML_NAME if taken else default
 
 
 def _read(path: Path) -> bytes | None:
@@ -75,57 +104,155 @@ def where(target: UltralyticsTarget, path: Path) -> str:
     return f"{path} (Ultralytics {target.version})"
 
 
-def new_tasks_source(target: UltralyticsTarget, source: str) -> tuple[str, bool]:
-    """tasks.py with the import and the parse_model branch, compiled to prove it is valid Python;
-    and whether the source had neither edit."""
-    src = SourceFile.parse(source, where(target, target.tasks_py))
-    with_import = transforms.add_class_import(src)
-    edited = transforms.add_branch(with_import)
-    if edited is src:  # both edits present: skip codegen, the slowest step
-        return source, False
+def new_tasks_source(
+    target: UltralyticsTarget,
+    source: str,
+    layout: str = "addmodules",
+    user_modules: frozenset[str] = frozenset(),
+    parsed: SourceFile | None = None,
+) -> tuple[str, bool]:
+    """tasks.py with one import of our class and the parse_model branch, compiled to prove it is valid
+    Python; and whether the source held neither of our edits (its backup is an original).
+    `parsed`: `source` already parsed (libcst takes ~0.3 s on tasks.py)."""
+    src = parsed if parsed is not None else SourceFile.parse(source, where(target, target.tasks_py))
+    package = class_package(layout)
+    pristine = not transforms.has_class_import(src, package) and not _has_our_branch(src)
+    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package), package))
+    if edited is src:  # nothing to change: skip codegen, the slowest step
+        return source, pristine
     result = edited.code
     compile(result, str(target.tasks_py), "exec", dont_inherit=True)
-    return result, with_import is not src and edited is not with_import
+    return result, pristine
 
 
-def new_package_init(source: str | None, label: str) -> str:
+def _has_our_branch(src: SourceFile) -> bool:
+    try:
+        found = transforms.find_halo_branch(src)
+    except AnchorError:
+        return False
+    return found is not None and found.ours
+
+
+def new_package_init(source: str | None, label: str, user_modules: frozenset[str] = frozenset()) -> str:
+    """Addmodules/__init__.py with our import (created when missing), without imports of the user's module."""
     if source is None:
         return PACKAGE_INIT + transforms.PACKAGE_IMPORT
-    return transforms.add_package_import(SourceFile.parse(source, label)).code
+    src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True)
+    return transforms.add_package_import(src).code
 
 
-def new_model_yaml(target: UltralyticsTarget) -> str:
+def new_model_yaml(target: UltralyticsTarget, name: str = model_yaml.OUTPUT_NAME) -> str:
     source = target.models11_dir / model_yaml.SOURCE_NAME
     if not source.is_file():
         raise AnchorError(f"{where(target, source)}: missing; expected Ultralytics' YOLO11 model yaml")
     header = [
         f"Generated by halo-patch {__version__} from {target.relative(source)} (Ultralytics {target.version}).",
         "HaloAttention inserted after backbone row 8; absolute `from` indices >= 9 shifted by one.",
-        "Build with YOLO('yolo11n-HaloAttention.yaml') (scales n/s/m/l/x). `halo-patch revert` removes this file.",
+        f"Build with YOLO('{scaled_name(name)}') (scales n/s/m/l/x). `halo-patch revert` removes this file.",
     ]
     return ownership.seal(model_yaml.derive(_decode(source.read_bytes(), source), where(target, source), header))
 
 
+def scaled_name(name: str) -> str:
+    """The name users build: yolo11-HaloAttention.yaml -> yolo11n-HaloAttention.yaml (scale from the name)."""
+    stem, sep, rest = name.partition("-")
+    return f"{stem}n{sep}{rest}"
+
+
+def refuse_tutorial(target: UltralyticsTarget, install: tutorial.TutorialInstall) -> AdoptError:
+    """The one-line refusal of apply (without --adopt) on a tree with a hand-made install."""
+    first = install.modules[0].path if install.modules else target.root / install.findings[0].path
+    return AdoptError(
+        f"{first}: a HaloAttention installed by hand is already there (listed above); "
+        "run `halo-patch apply --adopt` to put halo-patch's HaloAttention in its place (your files are kept), "
+        "or undo your edits first",
+        install.findings,
+    )
+
+
+def check_adoptable(target: UltralyticsTarget, install: tutorial.TutorialInstall, layout: str) -> None:
+    """Refuse (AdoptError) what --adopt cannot take over without breaking the user's tree."""
+    ours = module_path(target, layout)
+    for module in install.modules:
+        if module.path == ours:
+            raise AdoptError(
+                f"{module.path}: your own HaloAttention sits where halo-patch writes its module; "
+                "rename the file (and its import in Addmodules/__init__.py), then run apply --adopt again",
+                install.findings,
+            )
+        if module.other_classes:
+            raise AdoptError(
+                f"{module.path}: also defines {', '.join(module.other_classes)}, which --adopt would stop importing "
+                "with your HaloAttention; move them to their own file (and import that), then run apply --adopt again",
+                install.findings,
+            )
+
+
 def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()) -> Plan:
-    """Every change apply would make to `target`; an empty plan means it is already applied."""
+    """Every change apply would make to `target`; an empty plan means it is already applied.
+
+    A hand-made HaloAttention install stops it (AdoptError) unless `options.adopt`: then the user's
+    imports of their class go, an equivalent branch is reused, their files stay.
+    """
+    if options.layout not in LAYOUTS:
+        raise HaloPatchError(f"--layout {options.layout!r}: expected one of {', '.join(LAYOUTS)}")
     tasks_before = _read(target.tasks_py)
-    init_path = target.addmodules_dir / "__init__.py"
-    init_before = _read(init_path)
-    new_tasks, tasks_pristine = new_tasks_source(target, _decode(tasks_before, target.tasks_py))
-    wanted = [
-        (module_path(target), module_template(), "HaloAttention module", True),
-        (
-            init_path,
-            new_package_init(None if init_before is None else _decode(init_before, init_path), where(target, init_path)).encode(),
-            "Addmodules package import",
-            True,  # one edit: a file that needs it never had it
-        ),
+    tasks_text = _decode(tasks_before, target.tasks_py)
+    tasks_src = SourceFile.parse(tasks_text, where(target, target.tasks_py))
+    install = tutorial.find_tutorial_install(target, module_template(), tasks_src)
+    if install.found and not options.adopt:
+        raise refuse_tutorial(target, install)
+    check_adoptable(target, install, options.layout)
+    _refuse_other_layout(target, options.layout)
+    user = install.user_modules
+    new_tasks, tasks_pristine = new_tasks_source(target, tasks_text, options.layout, user, tasks_src)
+    addmodules_init = target.addmodules_dir / "__init__.py"
+    wanted = [(module_path(target, options.layout), module_template(), "HaloAttention module", True)]
+    if options.layout == "modules":
+        wanted.append(_modules_init_change(target))
+        if user and addmodules_init.is_file():
+            wanted.append(_addmodules_init_change(target, user, keep_export=False))
+    else:
+        wanted.append(_addmodules_init_change(target, user, keep_export=True))
+    yaml_file = yaml_path(target)
+    wanted += [
         (target.tasks_py, new_tasks.encode(), "import + parse_model branch", tasks_pristine),
-        (yaml_path(target), new_model_yaml(target).encode(), "yolo11-HaloAttention.yaml", True),
+        (yaml_file, new_model_yaml(target, yaml_file.name).encode(), yaml_file.name, True),
     ]
     changes = []
     for path, after, what, pristine in wanted:
-        before = tasks_before if path == target.tasks_py else init_before if path == init_path else _read(path)
+        before = tasks_before if path == target.tasks_py else _read(path)
         if before != after:
             changes.append(FileChange(path, before, after, what, pristine))
-    return Plan(target, tuple(changes))
+    return Plan(target, tuple(changes), install.findings)
+
+
+def _refuse_other_layout(target: UltralyticsTarget, layout: str) -> None:
+    other = "addmodules" if layout == "modules" else "modules"
+    path = module_path(target, other)
+    if path.is_file() and path.read_bytes() == module_template():
+        raise HaloPatchError(
+            f"{path}: HaloAttention is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
+        )
+
+
+def _addmodules_init_change(target: UltralyticsTarget, user: frozenset[str], keep_export: bool):
+    path = target.addmodules_dir / "__init__.py"
+    before = _read(path)
+    label = where(target, path)
+    if keep_export:
+        after = new_package_init(None if before is None else _decode(before, path), label, user)
+        pristine = before is None or not transforms.has_package_import(SourceFile.parse(_decode(before, path), label))
+        return path, after.encode(), "Addmodules package import", pristine
+    after = drop_package_imports(SourceFile.parse(_decode(before, path), label), user, keep_export=False).code
+    return path, after.encode(), "Addmodules: your HaloAttention no longer imported", True
+
+
+def _modules_init_change(target: UltralyticsTarget):
+    path = target.package_dir / "nn" / "modules" / "__init__.py"
+    before = _read(path)
+    if before is None:
+        raise AnchorError(f"{where(target, path)}: missing; expected Ultralytics' nn/modules package")
+    src = SourceFile.parse(_decode(before, path), where(target, path))
+    pristine = not transforms.has_modules_export(src)
+    return path, add_modules_export(src).code.encode(), "nn/modules export", pristine

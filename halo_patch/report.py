@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -46,3 +47,13 @@ def table(title: str, columns: list[str]) -> Table:
     for c in columns:
         t.add_column(c)
     return t
+
+
+def print_findings(console: Console, findings) -> None:
+    """The pieces of a hand-made HaloAttention install (tutorial.Finding), one line each (never wrapped)."""
+    if not findings:
+        return
+    console.print("[bold]HaloAttention installed by hand:[/]")
+    for f in findings:
+        state = "[red]in use[/]" if f.in_use else "kept  "
+        console.print(f"  {state}  {f.what}  {escape(f.path)}: {escape(f.detail)}", soft_wrap=True, highlight=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from halo_patch import journal, plan, transforms
+from halo_patch import journal, plan, transforms, tutorial
 from halo_patch.errors import AnchorError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
@@ -26,10 +26,15 @@ class StatusReport:
     target: UltralyticsTarget
     changes: tuple[ChangeState, ...]
     has_manifest: bool
+    findings: tuple[tutorial.Finding, ...] = ()  # a hand-made HaloAttention install (see halo_patch.tutorial)
+
+    @property
+    def hand_made_in_use(self) -> bool:
+        return any(f.in_use for f in self.findings)
 
     @property
     def fully_applied(self) -> bool:
-        return all(c.state == APPLIED for c in self.changes)
+        return all(c.state == APPLIED for c in self.changes) and not self.hand_made_in_use
 
     @property
     def nothing_applied(self) -> bool:
@@ -73,24 +78,35 @@ def _file_change(target, name, path, expected: bytes | None) -> ChangeState:
 
 
 def check_status(target: UltralyticsTarget) -> StatusReport:
-    """The state of every change apply makes; files edited since apply are marked drifted."""
+    """The state of every change apply makes (in the layout the tree has); files edited since apply
+    are marked drifted; a hand-made install is listed."""
+    yaml_file = plan.yaml_path(target)
     try:
-        expected_yaml = plan.new_model_yaml(target).encode()
+        expected_yaml = plan.new_model_yaml(target, yaml_file.name).encode()
     except AnchorError:
         expected_yaml = None
-    init = target.addmodules_dir / "__init__.py"
     tasks = _parse(target, target.tasks_py)  # parsed once: libcst takes ~0.3 s on tasks.py
+    tasks_src = tasks if isinstance(tasks, SourceFile) else None
+    layout = plan.detect_layout(target, tasks_src)
+    package = plan.class_package(layout)
+    if layout == "modules":
+        init = target.package_dir / "nn" / "modules" / "__init__.py"
+        export = _python_change(target, "nn/modules export", init, _parse(target, init), transforms.has_modules_export)
+    else:
+        init = target.addmodules_dir / "__init__.py"
+        export = _python_change(target, "Addmodules import", init, _parse(target, init), transforms.has_package_import)
     rows = [
-        _file_change(target, "HaloAttention module", plan.module_path(target), plan.module_template()),
-        _python_change(target, "Addmodules import", init, _parse(target, init), transforms.has_package_import),
-        _python_change(target, "tasks.py import", target.tasks_py, tasks, transforms.has_class_import),
+        _file_change(target, "HaloAttention module", plan.module_path(target, layout), plan.module_template()),
+        export,
+        _python_change(target, "tasks.py import", target.tasks_py, tasks, lambda src: transforms.binds_class(src, package)),
         _python_change(target, "parse_model branch", target.tasks_py, tasks, transforms.has_branch),
-        _file_change(target, "model yaml", plan.yaml_path(target), expected_yaml),
+        _file_change(target, "model yaml", yaml_file, expected_yaml),
     ]
     manifest = journal.load_manifest(target)
     if manifest is not None:
         rows = [_mark_drift(target, manifest, row) for row in rows]
-    return StatusReport(target, tuple(rows), manifest is not None)
+    install = tutorial.find_tutorial_install(target, plan.module_template(), tasks_src)
+    return StatusReport(target, tuple(rows), manifest is not None, install.findings)
 
 
 def _mark_drift(target, manifest: journal.Manifest, row: ChangeState) -> ChangeState:

@@ -7,9 +7,9 @@ from pathlib import Path
 from rich.console import Console
 
 from halo_patch import __version__, journal, report
-from halo_patch.errors import HaloPatchError
+from halo_patch.errors import AdoptError, HaloPatchError
 from halo_patch.journal import Manifest, ManifestEntry
-from halo_patch.plan import ApplyOptions, Plan, plan_apply
+from halo_patch.plan import ApplyOptions, Plan, plan_apply, scaled_name, yaml_path
 from halo_patch.target import find_target, require_writable
 
 
@@ -29,7 +29,12 @@ def options_from_cli(base: str, after: list[int] | None, args: str, layout: str,
 def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOptions, console: Console) -> int:
     target = find_target(target_path)
     report.print_target(console, target)
-    plan = plan_apply(target, options)
+    try:
+        plan = plan_apply(target, options)
+    except AdoptError as exc:
+        report.print_findings(console, exc.findings)
+        raise
+    report.print_findings(console, plan.findings)
     if plan.empty:
         console.print("HaloAttention is already applied; nothing to change.")
         return 0
@@ -48,7 +53,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         action = "created" if change.before is None else "modified"
         t.add_row(f"{change.what} ({action})", target.relative(change.path), report.line_counts(change.before, change.after))
     console.print(t)
-    console.print("Build it with [bold]YOLO('yolo11n-HaloAttention.yaml')[/] (scales n/s/m/l/x); check it with `halo-patch verify`.")
+    console.print(f"Build it with [bold]YOLO('{scaled_name(yaml_path(target).name)}')[/] (scales n/s/m/l/x); check it with `halo-patch verify`.")
     _warn_scale_trap(console, target)
     return 0
 

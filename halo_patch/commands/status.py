@@ -21,6 +21,9 @@ def run(target_path: Path | None, console: Console) -> int:
     for c in status.changes:
         t.add_row(c.change, c.path, f"[{_STYLE.get(c.state, 'red')}]{c.state}[/]", c.detail)
     console.print(t)
-    verdict = "fully applied" if status.fully_applied else "not applied" if status.nothing_applied else "partially applied"
+    report.print_findings(console, status.findings)
+    if status.hand_made_in_use:
+        console.print("A HaloAttention installed by hand is in use; `halo-patch apply --adopt` puts halo-patch's in its place.")
+    verdict = "installed by hand, not by halo-patch" if status.hand_made_in_use else "fully applied" if status.fully_applied else "not applied" if status.nothing_applied else "partially applied"
     console.print(f"HaloAttention is {verdict}.")
     return 0 if status.fully_applied else 1

@@ -6,7 +6,8 @@ status reuses.
 """
 
 from halo_patch.transforms.package_import import PACKAGE_IMPORT, add_package_import, has_package_import
-from halo_patch.transforms.parse_model_branch import add_branch, has_branch
+from halo_patch.transforms.modules_export import add_modules_export, has_modules_export, remove_modules_export
+from halo_patch.transforms.parse_model_branch import HaloBranch, add_branch, find_halo_branch, has_branch
 from halo_patch.transforms.source import (
     ADDMODULES,
     BRANCH_SOURCE,
@@ -15,10 +16,11 @@ from halo_patch.transforms.source import (
     MODULES_IMPORT,
     SourceFile,
 )
-from halo_patch.transforms.tasks_import import add_class_import, has_class_import
+from halo_patch.transforms.tasks_import import add_class_import, binds_class, has_class_import, remove_class_import
 
 __all__ = [
     "ADDMODULES",
+    "HaloBranch",
     "BRANCH_SOURCE",
     "CLASS_NAME",
     "MODULE_STEM",
@@ -27,8 +29,14 @@ __all__ = [
     "SourceFile",
     "add_branch",
     "add_class_import",
+    "add_modules_export",
     "add_package_import",
+    "binds_class",
+    "find_halo_branch",
     "has_branch",
     "has_class_import",
+    "has_modules_export",
     "has_package_import",
+    "remove_class_import",
+    "remove_modules_export",
 ]

@@ -1,11 +1,37 @@
-"""tasks.py: `elif m is HaloAttention:` before the final `else:` of parse_model's `if m in ...` chain."""
+"""tasks.py: `elif m is HaloAttention:` before the final `else:` of parse_model's `if m in ...` chain.
+
+A branch made by hand is recognised in any form (`m is X`, `m in {..., X}`, `m in (X,)`, X inside
+the first `m in {...}` set or the `base_modules` frozenset it names) and reused when its body is
+equivalent to ours (one of `EQUIVALENT_BODIES`); a branch with another body is an error, never a guess.
+"""
 
 from __future__ import annotations
 
+import ast
+from dataclasses import dataclass
+
 import libcst as cst
 
-from halo_patch.errors import AnchorError
+from halo_patch.errors import AdoptError, AnchorError
 from halo_patch.transforms.source import BRANCH_SOURCE, CLASS_NAME, SourceFile, _is_name
+
+# Branch bodies that build HaloAttention(c_in, *yaml args) and set c2 = c_in, as ours does.
+EQUIVALENT_BODIES = (
+    "c2 = ch[f]\nargs = [c2, *args]\n",
+    "c2 = ch[f]\nargs = [ch[f], *args]\n",
+    "args = [ch[f], *args]\nc2 = ch[f]\n",
+    "c2 = ch[f]\nargs.insert(0, c2)\n",
+)
+_EQUIVALENT = {ast.dump(ast.parse(body)) for body in EQUIVALENT_BODIES}
+
+
+@dataclass(frozen=True)
+class HaloBranch:
+    """The chain's branch that handles HaloAttention."""
+
+    header: str  # how it reads, e.g. "elif m in {HaloAttention}:"
+    equivalent: bool  # its body does what ours does
+    ours: bool  # exactly `elif m is HaloAttention:` with our body (what apply writes)
 
 
 def _is_layer_loop(stmt: cst.CSTNode) -> bool:
@@ -85,16 +111,90 @@ def _branches(chain: cst.If) -> list[cst.If]:
     return out
 
 
+def _names_in(node: cst.CSTNode | None) -> set[str]:
+    """Every bare name inside a set/tuple/list display or a `frozenset({...})`-style call."""
+    if isinstance(node, cst.Name):
+        return {node.value}
+    if isinstance(node, (cst.Set, cst.Tuple, cst.List)):
+        return set().union(*(_names_in(e.value) for e in node.elements))
+    if isinstance(node, cst.Call):
+        return set().union(*(_names_in(a.value) for a in node.args))
+    return set()
+
+
+def _assigned_value(body, name: str) -> cst.BaseExpression | None:
+    """The value of the last top-level `name = ...` among `body`'s statements."""
+    value = None
+    for stmt in body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign) and any(_is_name(t.target, name) for t in small.targets):
+                    value = small.value
+    return value
+
+
+def _handles_halo(src: SourceFile, branch: cst.If, first: bool) -> bool:
+    test = _tests_m(branch, cst.Is)
+    if test is not None:
+        return _is_name(test.comparisons[0].comparator, CLASS_NAME)
+    test = _tests_m(branch, cst.In)
+    if test is None:
+        return False
+    operand = test.comparisons[0].comparator
+    if isinstance(operand, cst.Name) and first:  # `m in base_modules`: the frozenset parse_model builds
+        _, func = _find_parse_model(src)
+        operand = _assigned_value(func.body.body, operand.value) or _assigned_value(src.module.body, operand.value)
+    return CLASS_NAME in _names_in(operand)
+
+
+def _body_key(branch: cst.If) -> str:
+    code = cst.Module(body=branch.body.body).code if isinstance(branch.body, cst.IndentedBlock) else ""
+    return ast.dump(ast.parse(code))
+
+
+def _one_line(src: SourceFile, test: cst.BaseExpression) -> str:
+    """A branch test for a one-line message: a long set shortened to `m in {Classify, Conv, ..., HaloAttention}`."""
+    operand = test.comparisons[0].comparator if isinstance(test, cst.Comparison) else None
+    if isinstance(operand, (cst.Set, cst.Tuple, cst.List)) and len(operand.elements) > 4:
+        names = [src.module.code_for_node(e.value) for e in operand.elements]
+        shown = [*names[:2], "...", *([CLASS_NAME] if CLASS_NAME in names[2:] else [])]
+        return f"m in {{{', '.join(shown)}}}"
+    return " ".join(src.module.code_for_node(test).split())
+
+
+def find_halo_branch(src: SourceFile) -> HaloBranch | None:
+    """The first branch of parse_model's chain that handles HaloAttention, in any form, or None."""
+    ours = cst.ensure_type(cst.parse_statement(BRANCH_SOURCE), cst.If)
+    for index, branch in enumerate(_branches(_find_chain(src)[2])):
+        if _handles_halo(src, branch, first=index == 0):
+            header = ("if " if index == 0 else "elif ") + _one_line(src, branch.test) + ":"
+            equivalent = index > 0 and _body_key(branch) in _EQUIVALENT
+            exact = _is_halo_branch(branch) and _body_key(branch) == _body_key(ours)
+            return HaloBranch(header, equivalent, exact)
+    return None
+
+
 def has_branch(src: SourceFile) -> bool:
-    """True when the chain holds an `elif m is HaloAttention:` branch."""
-    return any(_is_halo_branch(b) for b in _branches(_find_chain(src)[2]))
+    """True when the chain builds HaloAttention as ours does (our branch, or an equivalent one made by hand)."""
+    found = find_halo_branch(src)
+    return found is not None and found.equivalent
 
 
 def add_branch(src: SourceFile) -> SourceFile:
-    """tasks.py with `elif m is HaloAttention: c2 = ch[f]; args = [c2, *args]` before the chain's final else."""
-    branches = _branches(_find_chain(src)[2])
-    if any(_is_halo_branch(b) for b in branches):
+    """tasks.py with `elif m is HaloAttention: c2 = ch[f]; args = [c2, *args]` before the chain's final else.
+
+    An equivalent branch already there is reused; a HaloAttention branch that builds it otherwise is an
+    AdoptError (it would win over ours, with other arguments).
+    """
+    found = find_halo_branch(src)
+    if found is not None and found.equivalent:
         return src
+    if found is not None:
+        raise AdoptError(
+            f"{src.where}: parse_model's `{found.header}` branch already builds HaloAttention with other arguments "
+            "than halo-patch's (expected `c2 = ch[f]; args = [c2, *args]`); take HaloAttention out of that branch, then apply again"
+        )
+    branches = _branches(_find_chain(src)[2])
     final_else = branches[-1].orelse
     if not isinstance(final_else, cst.Else):
         raise AnchorError(f"{src.where}: the `if m in ...` chain in parse_model has no final `else:`")

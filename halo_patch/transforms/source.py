@@ -64,3 +64,105 @@ def _imports_name(stmt: cst.CSTNode, module: str, name: str) -> bool:
     return not isinstance(names, cst.ImportStar) and any(
         a.asname is None and get_full_name_for_node(a.name) == name for a in names
     )
+
+
+def resolve_module(module: str, package: str) -> str:
+    """`module` as written in a file of `package`, made absolute (`.Addmodules` in ultralytics.nn -> ultralytics.nn.Addmodules)."""
+    dots = len(module) - len(module.lstrip("."))
+    if not dots:
+        return module
+    parts = package.split(".")[: len(package.split(".")) - (dots - 1)]
+    rest = module[dots:]
+    return ".".join([*parts, rest] if rest else parts)
+
+
+@dataclass(frozen=True)
+class ImportLine:
+    """One top-level `from X import ...` statement: its index in the module body, the absolute module,
+    the names it binds (None for `*`)."""
+
+    index: int
+    module: str
+    names: tuple[str, ...] | None
+
+
+def import_lines(src: SourceFile, package: str) -> list[ImportLine]:
+    """Every top-level `from X import ...` of `src`, with X made absolute for a file of `package`."""
+    out = []
+    for index, stmt in enumerate(src.module.body):
+        written = _import_from_module(stmt)
+        if written is None:
+            continue
+        names = stmt.body[0].names
+        bound = None if isinstance(names, cst.ImportStar) else tuple((a.evaluated_alias or a.evaluated_name) for a in names)
+        out.append(ImportLine(index, resolve_module(written, package), bound))
+    return out
+
+
+def without_name(src: SourceFile, line: ImportLine, name: str) -> SourceFile:
+    """`src` with `name` dropped from one import statement, or the statement dropped when nothing else is left."""
+    body = list(src.module.body)
+    if line.names is None or set(line.names) <= {name}:
+        del body[line.index]
+        return src.with_module(src.module.with_changes(body=body))
+    stmt = body[line.index]
+    node = stmt.body[0]
+    kept = [a for a in node.names if (a.evaluated_alias or a.evaluated_name) != name]
+    kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    body[line.index] = stmt.with_changes(body=[node.with_changes(names=kept)])
+    return src.with_module(src.module.with_changes(body=body))
+
+
+def _all_index(src: SourceFile) -> int | None:
+    """Index of the top-level `__all__ = (...)` / `[...]` statement."""
+    for index, stmt in enumerate(src.module.body):
+        if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
+            assign = stmt.body[0]
+            if any(_is_name(t.target, "__all__") for t in assign.targets) and isinstance(assign.value, (cst.Tuple, cst.List)):
+                return index
+    return None
+
+
+def all_names(src: SourceFile) -> list[str]:
+    index = _all_index(src)
+    if index is None:
+        return []
+    value = src.module.body[index].body[0].value
+    return [e.value.evaluated_value for e in value.elements if isinstance(e.value, cst.SimpleString)]
+
+
+def with_all_entry(src: SourceFile, name: str) -> SourceFile:
+    """`src` with `"name"` ending its top-level `__all__` tuple/list, laid out like the entries before it."""
+    index = _all_index(src)
+    if index is None or name in all_names(src):
+        return src
+    stmt = src.module.body[index]
+    value = stmt.body[0].value
+    elements = list(value.elements)
+    new = cst.Element(cst.SimpleString(f'"{name}"'))
+    if elements:  # the new entry takes the last one's comma; the last one takes its neighbour's (same layout)
+        last = elements[-1]
+        spacer = elements[-2].comma if len(elements) > 1 else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        new = new.with_changes(comma=last.comma)
+        elements[-1] = last.with_changes(comma=spacer)
+    elements.append(new)
+    body = list(src.module.body)
+    body[index] = stmt.with_changes(body=[stmt.body[0].with_changes(value=value.with_changes(elements=elements))])
+    return src.with_module(src.module.with_changes(body=body))
+
+
+def without_all_entry(src: SourceFile, name: str) -> SourceFile:
+    """`src` without `"name"` in its top-level `__all__` (the inverse of with_all_entry)."""
+    index = _all_index(src)
+    if index is None or name not in all_names(src):
+        return src
+    stmt = src.module.body[index]
+    value = stmt.body[0].value
+    elements = list(value.elements)
+    at = next(i for i, e in enumerate(elements) if isinstance(e.value, cst.SimpleString) and e.value.evaluated_value == name)
+    if at == len(elements) - 1 and at > 0:  # the entry before it takes back the last comma
+        elements[at - 1] = elements[at - 1].with_changes(comma=elements[at].comma)
+    del elements[at]
+    body = list(src.module.body)
+    body[index] = stmt.with_changes(body=[stmt.body[0].with_changes(value=value.with_changes(elements=elements))])
+    return src.with_module(src.module.with_changes(body=body))

@@ -1,11 +1,27 @@
-"""tasks.py: `from ultralytics.nn.Addmodules import HaloAttention` right after the modules import."""
+"""tasks.py: `from <package> import HaloAttention` right after the modules import.
+
+`<package>` is `ultralytics.nn.Addmodules` (default layout) or `ultralytics.nn.modules` (`--layout
+modules`). A star import of the Addmodules package already binds the class there: then no second import
+is added (tutorial installs have one).
+"""
 
 from __future__ import annotations
 
 import libcst as cst
 
 from halo_patch.errors import AnchorError
-from halo_patch.transforms.source import ADDMODULES, CLASS_NAME, MODULES_IMPORT, SourceFile, _import_from_module, _imports_name
+from halo_patch.transforms.source import (
+    ADDMODULES,
+    CLASS_NAME,
+    MODULES_IMPORT,
+    SourceFile,
+    _import_from_module,
+    _imports_name,
+    import_lines,
+    without_name,
+)
+
+TASKS_PACKAGE = "ultralytics.nn"  # tasks.py is ultralytics/nn/tasks.py: `.Addmodules` means ultralytics.nn.Addmodules
 
 
 def has_class_import(src: SourceFile, module: str = ADDMODULES) -> bool:
@@ -13,17 +29,33 @@ def has_class_import(src: SourceFile, module: str = ADDMODULES) -> bool:
     return any(_imports_name(stmt, module, CLASS_NAME) for stmt in src.module.body)
 
 
-def add_class_import(src: SourceFile) -> SourceFile:
-    """tasks.py with `from ultralytics.nn.Addmodules import HaloAttention` right after the modules import.
+def binds_class(src: SourceFile, module: str = ADDMODULES) -> bool:
+    """True when a top-level import binds HaloAttention from `module`: by name, or (Addmodules) by `*`."""
+    return any(
+        l.module == module and (CLASS_NAME in l.names if l.names is not None else module == ADDMODULES)
+        for l in import_lines(src, TASKS_PACKAGE)
+    )
+
+
+def add_class_import(src: SourceFile, module: str = ADDMODULES) -> SourceFile:
+    """tasks.py with `from <module> import HaloAttention` right after the modules import, unless an import binds it.
 
     Never at the top: since 8.4.110 tasks.py starts with `from __future__ import annotations`.
     """
-    if has_class_import(src):
+    if binds_class(src, module):
         return src
     body = list(src.module.body)
     anchors = [i for i, stmt in enumerate(body) if _import_from_module(stmt) == MODULES_IMPORT]
     if not anchors:
         raise AnchorError(f"{src.where}: no top-level `from {MODULES_IMPORT} import (...)` to place the import after")
-    new = cst.parse_statement(f"from {ADDMODULES} import {CLASS_NAME}\n", config=src.module.config_for_parsing)
+    new = cst.parse_statement(f"from {module} import {CLASS_NAME}\n", config=src.module.config_for_parsing)
     body.insert(anchors[0] + 1, new)
     return src.with_module(src.module.with_changes(body=body))
+
+
+def remove_class_import(src: SourceFile, module: str = ADDMODULES) -> SourceFile:
+    """tasks.py without the line add_class_import writes (`from <module> import HaloAttention` alone)."""
+    for line in import_lines(src, TASKS_PACKAGE):
+        if line.module == module and line.names == (CLASS_NAME,) and _imports_name(src.module.body[line.index], module, CLASS_NAME):
+            return without_name(src, line, CLASS_NAME)
+    return src

@@ -1,0 +1,247 @@
+"""Recognise a HaloAttention installed by hand (the blog tutorial), by structure, without running it.
+
+A tutorial install is any of: a module file in `nn/Addmodules/` (any name) defining `class
+HaloAttention`, its import in `Addmodules/__init__.py`, an import in tasks.py that is not the line
+apply writes, a parse_model branch in a form apply does not write (`m in {..., HaloAttention}`,
+`m in (HaloAttention,)`, HaloAttention in the first `m in {...}` set or `base_modules`), a model yaml
+under `cfg/models/` using HaloAttention that apply did not write. The copied tutorial module is also
+recognised by shape: `masked_fill` with the unfolded padding mask not negated (inverted mask) and
+`assert h % block == 0` (crashes on feature maps the block does not divide).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import libcst as cst
+import yaml
+
+from halo_patch import ownership
+from halo_patch.errors import AnchorError
+from halo_patch.target import UltralyticsTarget
+from halo_patch.transforms import ADDMODULES, CLASS_NAME, MODULE_STEM, MODULES_IMPORT, SourceFile
+from halo_patch.transforms.parse_model_branch import HaloBranch, find_halo_branch
+from halo_patch.transforms.source import ImportLine, import_lines
+from halo_patch.transforms.tasks_import import TASKS_PACKAGE
+
+MASK_DEFECT = "inverted padding mask (border blocks attend only to zero padding; attention never learns)"
+ASSERT_DEFECT = "asserts H and W divisible by the block: crashes on other sizes (e.g. 640x480 images, P5 20x15)"
+
+
+@dataclass(frozen=True)
+class UserModule:
+    """A file in Addmodules/ that defines its own HaloAttention class."""
+
+    path: Path
+    module: str  # its import path, e.g. ultralytics.nn.Addmodules.HaloAttention
+    inverted_mask: bool
+    divisibility_assert: bool
+    other_classes: tuple[str, ...]  # top-level classes HaloAttention does not use (other modules in the file)
+
+    @property
+    def defects(self) -> tuple[str, ...]:
+        return tuple(d for d, present in ((MASK_DEFECT, self.inverted_mask), (ASSERT_DEFECT, self.divisibility_assert)) if present)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of a hand-made install, as status and apply list it."""
+
+    what: str
+    path: str  # relative to the target root
+    detail: str
+    in_use: bool  # it puts the user's class to work (apply refuses without --adopt); else kept as it is
+
+
+@dataclass(frozen=True)
+class TutorialInstall:
+    modules: tuple[UserModule, ...]
+    findings: tuple[Finding, ...]
+    branch: HaloBranch | None  # the chain's HaloAttention branch, in whatever form
+
+    @property
+    def found(self) -> bool:
+        """A hand-made HaloAttention is in use: apply refuses without --adopt."""
+        return any(f.in_use for f in self.findings)
+
+    @property
+    def user_modules(self) -> frozenset[str]:
+        return frozenset(m.module for m in self.modules)
+
+
+def read_source(target: UltralyticsTarget, path: Path) -> SourceFile | None:
+    """The parsed file, or None when it is missing, not UTF-8 or not Python (apply reports those itself)."""
+    try:
+        return SourceFile.parse(path.read_bytes().decode("utf-8"), f"{path} (Ultralytics {target.version})")
+    except (OSError, UnicodeDecodeError, AnchorError):
+        return None
+
+
+def find_tutorial_install(target: UltralyticsTarget, template: bytes, tasks: SourceFile | None = None) -> TutorialInstall:
+    """Every piece of a hand-made HaloAttention install in `target`; our own files (`template`) are not one.
+
+    After `apply --adopt` the user's module file and yaml are still listed, as kept and not in use.
+    """
+    modules = tuple(_user_modules(target, template))
+    user = frozenset(m.module for m in modules)
+    init = target.addmodules_dir / "__init__.py"
+    init_src = read_source(target, init) if init.is_file() else None
+    init_lines = [l for l in import_lines(init_src, ADDMODULES) if l.module in user] if init_src is not None else []
+    tasks = tasks if tasks is not None else read_source(target, target.tasks_py)
+    tasks_lines = [l for l in import_lines(tasks, TASKS_PACKAGE) if _is_foreign_import(l, user, bool(init_lines))] if tasks else []
+    imported = {l.module for l in init_lines + tasks_lines}
+    findings = [
+        Finding("HaloAttention module", target.relative(m.path), _describe(m, m.module in imported), m.module in imported)
+        for m in modules
+    ]
+    findings += [Finding("Addmodules import", target.relative(init), _render(init_src, l.index), True) for l in init_lines]
+    findings += [Finding("tasks.py import", target.relative(target.tasks_py), _render(tasks, l.index), True) for l in tasks_lines]
+    branch = _branch(tasks) if tasks is not None else None
+    if branch is not None and (not branch.ours or modules):  # our exact form alone is no sign of a hand-made install
+        verdict = "builds it as halo-patch does (reused)" if branch.equivalent else "builds it with other arguments than halo-patch's"
+        findings.append(Finding("parse_model branch", target.relative(target.tasks_py), f"`{branch.header}` {verdict}", not branch.equivalent))
+    findings += [Finding("model yaml", target.relative(p), "uses HaloAttention; kept as it is", False) for p in user_yamls(target)]
+    return TutorialInstall(modules, tuple(findings), branch)
+
+
+def _branch(tasks: SourceFile) -> HaloBranch | None:
+    try:
+        return find_halo_branch(tasks)
+    except AnchorError:
+        return None  # no chain: apply names that error itself
+
+
+def _is_foreign_import(line: ImportLine, user: frozenset[str], package_imports_user: bool) -> bool:
+    """An import in tasks.py that binds the user's HaloAttention, or one from a module halo-patch does not use."""
+    if line.module in user:
+        return True
+    if line.module == ADDMODULES:  # brings the user's class only while the package imports it
+        return package_imports_user and (line.names is None or CLASS_NAME in line.names)
+    return line.names is not None and CLASS_NAME in line.names and line.module != MODULES_IMPORT
+
+
+def _render(src: SourceFile, index: int) -> str:
+    return src.module.code_for_node(src.module.body[index]).strip()
+
+
+def _describe(module: UserModule, in_use: bool) -> str:
+    head = "defines class HaloAttention" + ("" if in_use else ", kept but no longer imported (its checkpoints still load)")
+    if module.defects:
+        head += "; the tutorial's module: " + "; ".join(module.defects)
+    if module.other_classes:
+        head += "; also defines " + ", ".join(module.other_classes)
+    return head
+
+
+def _user_modules(target: UltralyticsTarget, template: bytes):
+    folder = target.addmodules_dir
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py" or (path.stem == MODULE_STEM and path.read_bytes() == template):
+            continue
+        src = read_source(target, path)
+        if src is None:
+            continue
+        shape = module_shape(src)
+        if shape is not None:
+            yield UserModule(path, f"{ADDMODULES}.{path.stem}", *shape)
+
+
+def module_shape(src: SourceFile) -> tuple[bool, bool, tuple[str, ...]] | None:
+    """For a file defining `class HaloAttention`: (inverted mask, divisibility assert, the other top-level
+    classes HaloAttention does not use); None when the file defines no such class."""
+    classes = {s.name.value: s for s in src.module.body if isinstance(s, cst.ClassDef)}
+    if CLASS_NAME not in classes:
+        return None
+    shape = _ShapeVisitor()
+    classes[CLASS_NAME].visit(shape)
+    others = tuple(n for n in classes if n != CLASS_NAME and n not in shape.names and not n.startswith("_"))
+    return shape.inverted_mask, shape.divisibility_assert, others
+
+
+def user_yamls(target: UltralyticsTarget) -> list[Path]:
+    """Model yamls under cfg/models/ that use HaloAttention and that apply did not write (no valid seal)."""
+    models = target.package_dir / "cfg" / "models"
+    out = []
+    for path in sorted(models.rglob("*.yaml")) if models.is_dir() else ():
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if CLASS_NAME.encode() not in data or ownership.is_sealed(data):  # a yaml file, not Python: bytes are fine
+            continue
+        if _uses_class(data):
+            out.append(path)
+    return out
+
+
+def _uses_class(data: bytes) -> bool:
+    try:
+        model = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return False
+    rows = [r for key in ("backbone", "head") for r in (model.get(key) or [] if isinstance(model, dict) else [])]
+    return any(isinstance(r, list) and len(r) > 2 and str(r[2]).split(".")[-1] == CLASS_NAME for r in rows)
+
+
+class _ShapeVisitor(cst.CSTVisitor):
+    """Collects, inside the class, the names it uses and the two shapes of the tutorial's defects."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()  # every bare name used
+        self.masked: set[str] = set()  # names passed un-negated as masked_fill's mask
+        self.unfolded: set[str] = set()  # names assigned from an expression that calls unfold
+        self.negated: set[str] = set()  # names assigned a negation (`~x`, `x.logical_not()`)
+        self.divisibility_assert = False  # an `assert ... % ... == 0`
+
+    @property
+    def inverted_mask(self) -> bool:
+        return bool(self.masked & self.unfolded - self.negated)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("masked_fill", "masked_fill_") and node.args:
+            if isinstance(node.args[0].value, cst.Name):
+                self.masked.add(node.args[0].value.value)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        targets = {t.target.value for t in node.targets if isinstance(t.target, cst.Name)}
+        calls = _CallNames()
+        node.value.visit(calls)
+        if "unfold" in calls.names:
+            self.unfolded |= targets
+        if isinstance(node.value, cst.UnaryOperation) and isinstance(node.value.operator, cst.BitInvert) or "logical_not" in calls.names:
+            self.negated |= targets
+
+    def visit_Assert(self, node: cst.Assert) -> None:
+        finder = _ModuloZero()
+        node.test.visit(finder)
+        self.divisibility_assert |= finder.found
+
+
+class _CallNames(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()  # the last name of every called function (`F.unfold` -> unfold)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        if name:
+            self.names.add(name)
+
+
+class _ModuloZero(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found = False  # a comparison `<a> % <b> == 0`
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        left = node.left
+        if isinstance(left, cst.BinaryOperation) and isinstance(left.operator, cst.Modulo):
+            self.found |= any(
+                isinstance(c.operator, cst.Equal) and isinstance(c.comparator, cst.Integer) and c.comparator.value == "0"
+                for c in node.comparisons
+            )
