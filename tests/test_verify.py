@@ -10,12 +10,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import cli
 from conftest import copy_installed, installed_package_dir, run_cli, tree_hashes
-
-from halo_patch.target import find_target
-from halo_patch.verify.child import run_checks
-from halo_patch.verify.interpreter import find_interpreter, make_workdir
-from halo_patch.verify.models import plan_models
-from halo_patch.verify.options import parse_options, plan_steps
+from tutorial_install import install_tutorial
 
 BRANCH = "        elif m is HaloAttention:\n            c2 = ch[f]\n            args = [c2, *args]\n"
 QUICK_STEPS = ["status", "import", "build:n", "forward:n", "train-step:n"]
@@ -224,33 +219,33 @@ def test_target_not_found(tmp_path: Path) -> None:
     assert result.err == f"error: {tmp_path / 'nope'}: no such directory; expected an Ultralytics clone, package or site-packages dir\n"
 
 
-# ---------------------------------------------------------------- the module under nn/modules (--layout modules)
+# ---------------------------------------------------------------- other layouts apply writes
 
 
-def test_module_under_nn_modules_is_accepted(patched_copy: Path) -> None:
-    """HaloAttention imported from ultralytics/nn/modules/halo_attention.py: the import and build checks pass.
+def test_layout_modules(tmp_path: Path) -> None:
+    """`apply --layout modules`: HaloAttention comes from ultralytics/nn/modules/halo_attention.py."""
+    package = copy_installed(tmp_path / "tree")
+    assert cli("apply", "--target", str(package), "--layout", "modules").code == 0
+    report = tmp_path / "report.json"
+    result = cli("verify", "--target", str(package), "--json", str(report))
+    assert result.code == 0, result.out
+    env = json.loads(report.read_text())["environment"]
+    assert env["halo_attention_class"] == "ultralytics.nn.modules.halo_attention.HaloAttention"
+    assert Path(env["halo_attention_file"]) == (package / "nn" / "modules" / "halo_attention.py").resolve()
 
-    The tree is laid out by hand here (module moved, tasks.py importing it from there), and the checks
-    are run directly: the patch-status step belongs to apply's own layouts.
-    """
-    nn = patched_copy / "nn"
-    shutil.move(str(nn / "Addmodules" / "halo_attention.py"), str(nn / "modules" / "halo_attention.py"))
-    shutil.rmtree(nn / "Addmodules")
-    tasks = nn / "tasks.py"
-    text = tasks.read_text(encoding="utf-8")
-    old = "from ultralytics.nn.Addmodules import HaloAttention\n"
-    assert text.count(old) == 1
-    tasks.write_text(text.replace(old, "from ultralytics.nn.modules.halo_attention import HaloAttention\n"), encoding="utf-8")
 
-    target = find_target(patched_copy)
-    options = parse_options("n", "cpu", 64, False, None)
-    steps = plan_steps(options, plan_models(target, (), options.scales))[:3]  # status (not run), import, build
-    workdir = make_workdir()
-    try:
-        ended = [step for event, step in run_checks(target, find_interpreter(target), options, steps, workdir) if event == "end"]
-    finally:
-        shutil.rmtree(workdir)
-    assert [(s.id, s.result) for s in ended] == [("import", "passed"), ("build:n", "passed")], [s.detail for s in ended]
-    assert ended[0].data["halo_attention_class"] == "ultralytics.nn.modules.halo_attention.HaloAttention"
-    assert Path(ended[0].data["halo_attention_file"]).resolve() == (nn / "modules" / "halo_attention.py").resolve()
-    assert ended[1].detail.startswith("layer 9 HaloAttention 256 ch; ")
+def test_adopted_tutorial_install(tmp_path: Path) -> None:
+    """After `apply --adopt` the user's yolo11-HaloAttention.yaml stays and ours is built by its own name;
+    the 640x480 pass (P5 20x15) proves the model runs our module, not the tutorial's (it asserts divisibility)."""
+    package = copy_installed(tmp_path / "tree")
+    install_tutorial(package, "is")
+    assert cli("apply", "--target", str(package), "--adopt").code == 0
+    report = tmp_path / "report.json"
+    result = cli("verify", "--target", str(package), "--json", str(report))
+    assert result.code == 0, result.out
+    data = json.loads(report.read_text())
+    assert data["environment"]["halo_attention_class"] == "ultralytics.nn.Addmodules.halo_attention.HaloAttention"
+    build = next(s for s in data["steps"] if s["id"] == "build:n")
+    assert build["model"] == "yolo11n-HaloAttention-halo-patch.yaml"
+    assert Path(build["yaml"]) == (package / "cfg" / "models" / "11" / "yolo11-HaloAttention-halo-patch.yaml").resolve()
+    assert "640x480" in next(s for s in data["steps"] if s["id"] == "forward:n")["detail"]
