@@ -96,7 +96,10 @@ def apply(
     """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
     from halo_patch.commands import apply as cmd
 
-    _run(cmd.run, target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt))
+    def run(console) -> int:  # the flags are checked inside the error boundary: a bad --args is one line, exit 2
+        return cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt), console)
+
+    _run(run)
 
 
 @app.command()

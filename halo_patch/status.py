@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from halo_patch import journal, plan, transforms, tutorial
-from halo_patch.errors import AnchorError
+from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
 
@@ -80,11 +80,11 @@ def _file_change(target, name, path, expected: bytes | None) -> ChangeState:
 def check_status(target: UltralyticsTarget) -> StatusReport:
     """The state of every change apply makes (in the layout the tree has); files edited since apply
     are marked drifted; a hand-made install is listed."""
-    yaml_file = plan.yaml_path(target)
-    try:
-        expected_yaml = plan.new_model_yaml(target, yaml_file.name).encode()
-    except AnchorError:
-        expected_yaml = None
+    try:  # the default base's yaml (the yaml planner: halo_patch.model_yaml)
+        model = plan.plan_model_yaml(target)
+        yaml_file, expected_yaml = model.path, model.text.encode()
+    except HaloPatchError:
+        yaml_file, expected_yaml = target.models11_dir / "yolo11-HaloAttention.yaml", None
     tasks = _parse(target, target.tasks_py)  # parsed once: libcst takes ~0.3 s on tasks.py
     tasks_src = tasks if isinstance(tasks, SourceFile) else None
     layout = plan.detect_layout(target, tasks_src)

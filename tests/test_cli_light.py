@@ -35,7 +35,7 @@ def test_verbs_import_neither_torch_nor_ultralytics(tmp_path: Path) -> None:
     PYTHONPATH, so the test does not depend on whether the environment's own copy is patched."""
     copy_installed(tmp_path)
     t = ["--target", str(tmp_path)]
-    steps = [(["--help"], 0), (["apply", *t], 0), (["status"], 0), (["revert"], 0), (["status", *t], 1)]
+    steps = [(["--help"], 0), (["apply", *t], 0), (["status"], 0), (["revert"], 0), (["status", *t], 1), (["bases"], 0)]
     for args, code in steps:
         result = run_probe(*args, pythonpath=tmp_path)
         assert result == {"code": code, "heavy": []}, (args, result)

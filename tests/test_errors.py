@@ -54,7 +54,7 @@ def _edit(path: Path, old: str, new: str) -> None:
         (("nn/tasks.py", "        else:\n            c2 = ch[f]\n", "        elif m is None:\n            c2 = ch[f]\n"), "has no final `else:`"),
         (("nn/tasks.py", "from ultralytics.nn.modules import (", "from ultralytics.nn.modules.block import ("), "no top-level `from ultralytics.nn.modules import (...)`"),
         (("nn/tasks.py", "def parse_model(", "def parse_model(:"), "not valid Python"),
-        (("cfg/models/11/yolo11.yaml", "backbone:", "spine:"), "no `backbone:` and `head:` lists"),
+        (("cfg/models/11/yolo11.yaml", "backbone:", "spine:"), "no `backbone:` list of layers; expected an Ultralytics model yaml"),
     ],
     ids=["no-parse-model", "no-chain", "no-final-else", "no-modules-import", "syntax-error", "bad-yaml"],
 )
@@ -70,7 +70,7 @@ def test_missing_anchor_names_it_and_the_version(tree: Path, edit, message: str)
 def test_missing_yolo11_yaml(tree: Path) -> None:
     (tree / "ultralytics/cfg/models/11/yolo11.yaml").unlink()
     before = tree_hashes(tree)
-    assert_error(cli("apply", "--target", str(tree)), "yolo11.yaml (Ultralytics 8.", "missing; expected Ultralytics' YOLO11 model yaml")
+    assert_error(cli("apply", "--target", str(tree)), "--base yolo11: no such model yaml in", "(Ultralytics 8.", "close names: yoloe-11, yolo12, yolo11-seg")
     assert tree_hashes(tree) == before
 
 

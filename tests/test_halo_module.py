@@ -1,8 +1,12 @@
 """The HaloAttention module that `halo-patch apply` installs (templates/halo_attention.py).
 
-Checked against a brute-force reference written here: for every query pixel its key window is
-gathered with python loops, relative-position logits are added and the softmax runs over the keys
-inside the image only (the widely used module's maths with its mask bug fixed).
+Checked against two references:
+
+* the tutorial's own algorithm (benchmarks/blog_halo.py: unfold, project every window, ``rel_to_abs``
+  relative logits) with its mask fixed, on the shapes it accepts, forward and gradients;
+* a brute-force reference written here for every shape: for every query pixel its key window is
+  gathered with python loops, relative-position logits are added and the softmax runs over the keys
+  inside the image only.
 """
 
 from __future__ import annotations
@@ -12,12 +16,18 @@ import warnings
 from pathlib import Path
 from typing import Dict, Tuple
 
+import sys
+
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from halo_patch.templates import halo_attention as halo_module
 from halo_patch.templates.halo_attention import HaloAttention
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from blog_halo import BlogHaloAttention  # noqa: E402  (the tutorial's algorithm; needs einops)
 
 TEMPLATE = Path(halo_module.__file__)
 YOLO_SHAPES = [(1, 1), (8, 8), (20, 20), (20, 15), (21, 21), (40, 40)]  # P5 maps a YOLO11 meets
@@ -69,6 +79,50 @@ def reference(layer: HaloAttention, x: torch.Tensor) -> Tuple[torch.Tensor, Dict
             probs[(y, x_)] = p
     result = out.reshape(batch, height, width, inner) @ w["to_out.weight"].t() + w["to_out.bias"]
     return result.permute(0, 3, 1, 2), probs
+
+
+def gradients(layer: torch.nn.Module, x: torch.Tensor, grad_out: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """Output, and the gradients of the input and of every parameter for the output gradient ``grad_out``."""
+    x = x.clone().requires_grad_(True)
+    layer.zero_grad(set_to_none=True)
+    out = layer(x)
+    out.backward(grad_out)
+    return out.detach(), {"input": x.grad, **{name: p.grad for name, p in layer.named_parameters()}}
+
+
+def assert_close(got: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    """Equal within 1e-5 of the larger of 1 and the expected tensor's largest entry."""
+    error = (got - expected).abs().max().item()
+    assert error <= 1e-5 * max(1.0, expected.abs().max().item()), f"{what}: max error {error:.2e}"
+
+
+@pytest.mark.parametrize("block, halo, height, width", [
+    (2, 1, 4, 6), (2, 1, 20, 20), (4, 2, 8, 12), (4, 1, 16, 8), (8, 3, 16, 8), (3, 2, 9, 6),
+])
+@pytest.mark.parametrize("heads, dim_head", [(2, 8), (3, 4)])
+def test_equals_the_tutorial_module_with_its_mask_fixed(block: int, halo: int, height: int, width: int,
+                                                         heads: int, dim_head: int) -> None:
+    ours = make_layer(block=block, halo=halo, heads=heads, dim_head=dim_head, seed=block * 10 + halo)
+    tutorial = BlogHaloAttention(16, block, halo, dim_head=dim_head, heads=heads, fix_mask=True)
+    tutorial.load_state_dict(ours.state_dict(), strict=True)
+    torch.manual_seed(1)
+    x, grad_out = torch.randn(3, 16, height, width), torch.randn(3, 16, height, width)
+    got, got_grads = gradients(ours, x, grad_out)
+    expected, expected_grads = gradients(tutorial, x, grad_out)
+    assert_close(got, expected, "output")
+    assert got_grads.keys() == expected_grads.keys()
+    for name, grad in expected_grads.items():
+        assert_close(got_grads[name], grad, f"gradient of {name}")
+
+
+def test_the_tutorial_module_as_shipped_differs() -> None:
+    """The reference above is not vacuous: with its inverted mask the tutorial module computes something else."""
+    ours = make_layer()
+    tutorial = BlogHaloAttention(16, 2, 1, dim_head=8, heads=2)
+    tutorial.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 16, 6, 6)
+    with torch.no_grad():
+        assert (ours(x) - tutorial(x)).abs().max().item() > 0.1
 
 
 @pytest.mark.parametrize("block, halo", [(2, 1), (4, 2), (8, 3), (3, 0)])
@@ -139,10 +193,9 @@ def test_every_parameter_learns() -> None:
     }
     for name, grad in grads.items():
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
-    for table in (layer.rel_pos_emb.rel_height, layer.rel_pos_emb.rel_width):
-        norms = table.grad.norm(dim=1)
-        # rows wi - qi + win - 1 >= 2 * halo are the only ones the maths reads (as in the copied module)
-        assert (norms[2 * layer.halo_size:] > 0).all() and (norms[: 2 * layer.halo_size] == 0).all()
+    for name in ("rel_height", "rel_width"):
+        grad = getattr(layer.rel_pos_emb, name).grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
 
 @pytest.mark.parametrize("dim, block, halo, dim_head, heads", [(256, 2, 1, 64, 8), (48, 4, 2, 16, 3)])
@@ -158,10 +211,7 @@ def test_state_dict_layout_of_the_widely_used_module(dim: int, block: int, halo:
     }
     layer = HaloAttention(dim, block, halo, dim_head=dim_head, heads=heads)
     assert {name: tuple(t.shape) for name, t in layer.state_dict().items()} == expected
-    checkpoint = {name: torch.randn(shape) for name, shape in expected.items()}
-    layer.load_state_dict(checkpoint, strict=True)
-    for name, tensor in layer.state_dict().items():
-        assert torch.equal(tensor, checkpoint[name])
+    layer.load_state_dict({name: torch.randn(shape) for name, shape in expected.items()}, strict=True)
 
 
 def test_yaml_row_arguments_build_the_default_layer() -> None:
@@ -190,6 +240,53 @@ def test_training_step_on_a_non_divisible_map() -> None:
     x = torch.randn(4, 64, 21, 21, requires_grad=True)
     layer(x).square().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters()) and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("window_bytes", [1, 3 * 8 * 16 * 16 * 4, 1 << 40])  # 1, 3 and all heads at a time
+def test_cpu_head_groups_compute_the_same_as_all_heads_at_once(window_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = make_layer(heads=8, dim_head=8, block=2, halo=1)
+    x, grad_out = torch.randn(2, 16, 7, 9), torch.randn(2, 16, 7, 9)
+    monkeypatch.setattr(halo_module, "CPU_WINDOW_BYTES", 1 << 40)
+    expected, expected_grads = gradients(layer, x, grad_out)
+    monkeypatch.setattr(halo_module, "CPU_WINDOW_BYTES", window_bytes)
+    got, got_grads = gradients(layer, x, grad_out)
+    assert_close(got, expected, "output")
+    for name, grad in expected_grads.items():
+        assert_close(got_grads[name], grad, f"gradient of {name}")
+
+
+class CountOps(TorchDispatchMode):
+    """Counts the aten ops a block of code dispatches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Dict[str, int] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        name = func.overloadpacket.__name__
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_off_the_cpu_all_heads_attend_in_one_product() -> None:
+    """On an accelerator (here the meta device, which runs no maths) there is no per-head python loop."""
+    layer = HaloAttention(256, 2, 1).to("meta")
+    with CountOps() as ops, torch.no_grad():
+        out = layer(torch.empty(16, 256, 20, 20, device="meta"))
+    assert out.shape == (16, 256, 20, 20)
+    assert ops.counts.get("baddbmm") == 1 and ops.counts.get("bmm") == 1 and ops.counts.get("index_select") == 2
+
+
+def test_training_after_inference_mode_at_the_same_size() -> None:
+    """Ultralytics validates under torch.inference_mode between training epochs, often at the same shape."""
+    layer = make_layer(dim=16)
+    x = torch.randn(2, 16, 6, 7)
+    with torch.inference_mode():
+        predicted = layer(x)
+    x.requires_grad_(True)
+    out = layer(x)
+    out.sum().backward()
+    assert torch.allclose(out.detach(), predicted) and torch.isfinite(x.grad).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -263,4 +360,4 @@ def test_template_imports_only_torch() -> None:
     tree = ast.parse(TEMPLATE.read_text())
     roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     roots |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert roots <= {"__future__", "typing", "torch"}, roots
+    assert roots <= {"__future__", "functools", "typing", "torch"}, roots

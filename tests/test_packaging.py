@@ -107,8 +107,10 @@ def test_installed_console_script_runs_every_verb(installed: Path, tmp_path: Pat
     verified = run_installed(installed, "verify", *t, cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "verify passed: HaloAttention works in Ultralytics" in verified.stdout
+    bases = run_installed(installed, "bases", *t, cwd=tmp_path)
+    assert bases.returncode == 0 and "yolo11-seg" in bases.stdout, bases.stdout + bases.stderr
     reverted = run_installed(installed, "revert", *t, cwd=tmp_path)
     assert reverted.returncode == 0, reverted.stdout + reverted.stderr
     assert tree_hashes(root) == pristine
-    for result in (version, usage, applied, status, verified, reverted):
+    for result in (version, usage, applied, status, verified, bases, reverted):
         assert "Traceback" not in result.stdout + result.stderr

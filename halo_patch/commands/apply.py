@@ -9,7 +9,8 @@ from rich.console import Console
 from halo_patch import __version__, journal, report
 from halo_patch.errors import AdoptError, HaloPatchError
 from halo_patch.journal import Manifest, ManifestEntry
-from halo_patch.plan import ApplyOptions, Plan, plan_apply, scaled_name, yaml_path
+from halo_patch.model_yaml.report import print_model_yaml
+from halo_patch.plan import ApplyOptions, Plan, plan_apply
 from halo_patch.target import find_target, require_writable
 
 
@@ -35,6 +36,8 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         report.print_findings(console, exc.findings)
         raise
     report.print_findings(console, plan.findings)
+    for model in plan.models:
+        print_model_yaml(console, target, model)
     if plan.empty:
         console.print("HaloAttention is already applied; nothing to change.")
         return 0
@@ -53,7 +56,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         action = "created" if change.before is None else "modified"
         t.add_row(f"{change.what} ({action})", target.relative(change.path), report.line_counts(change.before, change.after))
     console.print(t)
-    console.print(f"Build it with [bold]YOLO('{scaled_name(yaml_path(target).name)}')[/] (scales n/s/m/l/x); check it with `halo-patch verify`.")
+    console.print("Check it with `halo-patch verify`.")
     _warn_scale_trap(console, target)
     return 0
 

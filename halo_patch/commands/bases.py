@@ -7,11 +7,22 @@ from pathlib import Path
 from rich.console import Console
 
 from halo_patch import report
-from halo_patch.errors import HaloPatchError
+from halo_patch.model_yaml import list_bases
 from halo_patch.target import find_target
 
 
 def run(target_path: Path | None, console: Console) -> int:
     target = find_target(target_path)
     report.print_target(console, target)
-    raise HaloPatchError("bases: not implemented yet")  # TODO(issue 9): list cfg/models/ bases
+    bases = list_bases(target)
+    t = report.table(f"Bases for `apply --base NAME` ({len(bases)})", ["name", "family", "task", "layers", "default --after", "file"])
+    for base in bases:
+        rows = base.rows
+        after = base.default_after
+        t.add_row(
+            base.name, base.family, base.task, str(len(rows)), f"{after} {rows[after][2]} (then {rows[after + 1][2]})",
+            target.relative(base.path),
+        )
+    console.print(t)
+    console.print("Any other model yaml works too: `apply --base path/to/your.yaml`.")
+    return 0
