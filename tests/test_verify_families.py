@@ -1,7 +1,7 @@
 """`halo-patch verify` on every YOLO11 family: segment, pose, obb and classify yamls built, run and trained.
 
-The family yamls are written here the way apply writes them (HaloAttention after backbone row 8,
-indices shifted, sealed) with halo_patch.model_yaml and halo_patch.ownership.
+The family yamls are written by `halo-patch apply --base <family>`; the broken ones by hand, sealed
+with halo_patch.ownership so that they pass as apply's.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 from cli_helpers import cli
-from conftest import copy_installed, make_site_packages, run_cli, tree_hashes
+from conftest import copy_installed, make_site_packages, tree_hashes
 
-from halo_patch import model_yaml, ownership
+from halo_patch import ownership
 from halo_patch.target import find_target
 from halo_patch.verify.models import guess_task, parse_bases, plan_models, with_scale
 
@@ -32,13 +32,15 @@ def base_model(package: Path, base: str) -> dict[str, Any]:
 def write_family_yaml(package: Path, base: str, model: dict[str, Any]) -> Path:
     """`<base>-HaloAttention.yaml` beside the base, sealed as apply seals what it writes."""
     path = package / "cfg" / "models" / "11" / f"{base}-HaloAttention.yaml"
-    path.write_text(ownership.seal(model_yaml.render(model, [f"{base} with HaloAttention (test)"])), encoding="utf-8")
+    path.write_text(ownership.seal(yaml.safe_dump(model, sort_keys=False)), encoding="utf-8")
     return path
 
 
-def with_halo(package: Path, base: str) -> dict[str, Any]:
-    """The base model with HaloAttention after backbone row 8 (before SPPF; before C2PSA for cls)."""
-    return model_yaml.insert_row(base_model(package, base), model_yaml.RowTemplate(8, HALO_ROW))
+def apply_families(root: Path, bases: tuple[str, ...]) -> None:
+    """`halo-patch apply`, then `halo-patch apply --base <family>` for each family."""
+    for args in [()] + [("--base", base) for base in bases]:
+        result = cli("apply", "--target", str(root), *args)
+        assert result.code == 0, result.out + result.err
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +48,7 @@ def family_tree(tmp_path_factory) -> Path:
     """A copy of the installed release, patched, with a sealed HaloAttention yaml per family; its package dir."""
     root = tmp_path_factory.mktemp("families")
     package = copy_installed(root)
-    result = run_cli("apply", "--target", str(root))
-    assert result.returncode == 0, result.stdout + result.stderr
-    for base in FAMILIES:
-        write_family_yaml(package, base, with_halo(package, base))
+    apply_families(root, tuple(FAMILIES))
     return package
 
 
@@ -94,9 +93,11 @@ def test_every_family_builds_runs_and_trains(family_tree: Path, tmp_path: Path) 
         key = base.replace("yolo11", "yolo11n")
         spec = base_model(family_tree, base)
         build, forward, step = steps[f"build:{key}"], steps[f"forward:{key}"], steps[f"train-step:{key}"]
+        written = yaml.safe_load(Path(build["yaml"]).read_text(encoding="utf-8"))
+        (index,) = [i for i, row in enumerate(written["backbone"] + written["head"]) if row[2] == "HaloAttention"]
         assert build["model"] == f"{key}-HaloAttention.yaml" and build["scale"] == "n"
-        assert build["data"]["task"] == task and build["data"]["layers"] == [{"index": 9, "channels": 256}]
-        assert build["detail"].startswith(f"layer 9 HaloAttention 256 ch; ") and f"({key} " in build["detail"]
+        assert build["data"]["task"] == task and build["data"]["layers"] == [{"index": index, "channels": 256}]
+        assert build["detail"].startswith(f"layer {index} HaloAttention 256 ch; ") and f"({key} " in build["detail"]
         assert build["data"]["params"] > build["data"]["plain_params"]
         assert step["data"]["zero_grad"] == [] and len(step["data"]["params"]) == 6
         sizes = [s["size"] for s in forward["data"]["sizes"]]
@@ -146,9 +147,7 @@ def test_base_and_scale_pick_the_models(family_tree: Path, tmp_path: Path) -> No
 def test_families_on_an_older_release(tmp_path: Path) -> None:
     """8.4.0: its pose and obb losses read the batch's resized_shape, its segment loss the batch size."""
     package = make_site_packages("8.4.0", tmp_path / "site")
-    assert cli("apply", "--target", str(package.parent)).code == 0
-    for base in ("yolo11-seg", "yolo11-pose", "yolo11-obb"):
-        write_family_yaml(package, base, with_halo(package, base))
+    apply_families(package.parent, ("yolo11-seg", "yolo11-pose", "yolo11-obb"))
     result = cli("verify", "--target", str(package.parent), "--base", "yolo11-seg,yolo11-pose,yolo11-obb", "--imgsz", "320")
     assert result.code == 0, result.out
     assert verdict(result.out).startswith(f"verify passed: HaloAttention works in Ultralytics 8.4.0 at {package}")
@@ -199,18 +198,19 @@ def test_edited_yaml_is_not_verified_as_apply_wrote_it(family_copy: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    "stem, scaled",
+    "file_name, scaled",
     [
-        ("yolo11", "yolo11n"),
-        ("yolo11-seg", "yolo11n-seg"),
-        ("yolov8-pose", "yolov8n-pose"),
-        ("yolo26-obb", "yolo26n-obb"),
-        ("yoloe-11-seg", "yoloe-11n-seg"),
-        ("my-net", None),
+        ("yolo11-HaloAttention.yaml", "yolo11n-HaloAttention.yaml"),
+        ("yolo11-seg-HaloAttention.yaml", "yolo11n-seg-HaloAttention.yaml"),
+        ("yolov8-pose-HaloAttention.yaml", "yolov8n-pose-HaloAttention.yaml"),
+        ("yolo26-obb-HaloAttention-halo-patch.yaml", "yolo26n-obb-HaloAttention-halo-patch.yaml"),
+        ("yoloe-11-seg-HaloAttention.yaml", "yoloe-11n-seg-HaloAttention.yaml"),
+        ("yolo11s-mine-HaloAttention.yaml", None),  # the name carries its scale already
+        ("my-net-HaloAttention.yaml", None),  # no place for a scale letter
     ],
 )
-def test_scale_letter_goes_after_the_yolo_number(stem: str, scaled: str | None) -> None:
-    assert with_scale(stem, "n") == scaled
+def test_scale_letter_goes_after_the_yolo_number(file_name: str, scaled: str | None) -> None:
+    assert with_scale(file_name, "n") == scaled
 
 
 def test_adopt_named_yaml_is_found_and_built_by_its_own_name(family_copy: Path) -> None:
@@ -218,7 +218,7 @@ def test_adopt_named_yaml_is_found_and_built_by_its_own_name(family_copy: Path) 
     models = family_copy / "cfg" / "models" / "11"
     ours = models / "yolo11-seg-HaloAttention.yaml"
     ours.rename(models / "yolo11-seg-HaloAttention-halo-patch.yaml")  # the seal holds: it covers the content only
-    ours.write_text("# my own tutorial yaml\n" + yaml.safe_dump(with_halo(family_copy, "yolo11-seg")), encoding="utf-8")
+    ours.write_text("# my own tutorial yaml\n" + yaml.safe_dump(base_model(family_copy, "yolo11-seg")), encoding="utf-8")
     (spec,) = plan_models(find_target(family_copy), ("yolo11-seg",), ("s",))
     assert (spec.key, spec.name, spec.plain) == ("yolo11s-seg", "yolo11s-seg-HaloAttention-halo-patch.yaml", "yolo11s-seg.yaml")
     assert spec.yaml_path == (models / "yolo11-seg-HaloAttention-halo-patch.yaml").resolve()

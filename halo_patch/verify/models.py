@@ -8,7 +8,6 @@ YOLO("yolo11n-seg-HaloAttention.yaml").
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -17,13 +16,11 @@ import yaml
 
 from halo_patch import ownership
 from halo_patch.errors import HaloPatchError
+from halo_patch.model_yaml import ADOPT_SUFFIX, SUFFIX, name_for_build
 from halo_patch.target import UltralyticsTarget
 
-SUFFIX = "-HaloAttention"
-ADOPT_SUFFIX = "-HaloAttention-halo-patch"  # `apply --adopt` beside a hand-made <stem>-HaloAttention.yaml
-SUFFIXES = (ADOPT_SUFFIX, SUFFIX)  # longest first
+SUFFIXES = (ADOPT_SUFFIX, SUFFIX)  # longest first; ADOPT_SUFFIX: `apply --adopt` beside a hand-made yaml
 DEFAULT_BASE = "yolo11"  # plain `halo-patch apply`: cfg/models/11/yolo11-HaloAttention.yaml
-_SCALABLE = re.compile(r"^(yolo(?:e-)?v?\d+)(.*)$")  # where Ultralytics looks for the scale letter
 _TASK_WORDS = (("detect", "detect"), ("semanticsegment", "semantic"), ("segment", "segment"), ("pose", "pose"), ("obb", "obb"), ("depth", "depth"))
 
 
@@ -81,10 +78,11 @@ def base_name(path: Path) -> str:
     return stem[: len(stem) - len(suffix)]
 
 
-def with_scale(stem: str, scale: str) -> Optional[str]:
-    """yolo11-seg -> yolo11n-seg, yolov8-pose -> yolov8n-pose; None when the name has no `yolo<digits>` start."""
-    m = _SCALABLE.match(stem)
-    return f"{m.group(1)}{scale}{m.group(2)}" if m else None
+def with_scale(file_name: str, scale: str) -> Optional[str]:
+    """yolo11-seg.yaml -> yolo11n-seg.yaml (the name apply tells users to build); None when the name has
+    no place for a scale letter (or holds one already): then the file is built by its own name."""
+    name, _ = name_for_build(file_name, (scale,))
+    return name if name != file_name else None
 
 
 def guess_task(path: Path) -> str:
@@ -140,15 +138,14 @@ def plan_models(target: UltralyticsTarget, bases: tuple[str, ...], scales: tuple
     for path in select(target, bases):
         base, task = base_name(path), guess_task(path) if path.is_file() else "detect"
         default = is_default(target, path)
-        build_stem = path.name[: -len(".yaml")]  # what Ultralytics is given, with the scale letter added
         for scale in scales:
-            scaled = with_scale(base, scale)
-            if scaled is None:  # a name without a scale position: one model, at the yaml's own scale
+            name = with_scale(path.name, scale)
+            if name is None:  # one model, at the scale its name or the yaml itself gives
                 specs.append(ModelSpec(base, path.name, path, base, None, None, task))
                 break
-            plain = f"{scaled}.yaml" if (path.parent / f"{base}.yaml").is_file() else None
-            key = scale if default else scaled
-            specs.append(ModelSpec(key, f"{with_scale(build_stem, scale)}.yaml", path, base, scale, plain, task))
+            plain = with_scale(f"{base}.yaml", scale) if (path.parent / f"{base}.yaml").is_file() else None
+            key = scale if default else name[: -len(f"{path.name[len(base):]}")]
+            specs.append(ModelSpec(key, name, path, base, scale, plain, task))
     return specs
 
 
@@ -159,7 +156,7 @@ def parse_bases(value: Optional[str]) -> tuple[str, ...]:
     bases: list[str] = []
     for item in (v.strip() for v in value.split(",")):
         name = Path(item).name
-        for ending in (".yaml", ".yml", "-halo-patch", SUFFIX):
+        for ending in (".yaml", ".yml", ADOPT_SUFFIX[len(SUFFIX):], SUFFIX):
             name = name[: -len(ending)] if name.endswith(ending) else name
         if not name:
             raise HaloPatchError(f"--base {value!r}: empty name; expected base names such as yolo11-seg, comma-separated")
