@@ -214,14 +214,27 @@ def status(target: TargetOption = None) -> None:
 @app.command()
 def verify(
     target: TargetOption = None,
+    base: Annotated[
+        Optional[str],
+        typer.Option(
+            "--base",
+            help="Check only the HaloAttention yamls apply wrote for these bases, comma-separated (yolo11-seg,yolo11-pose). "
+            "Default: every one.",
+            show_default=False,
+        ),
+    ] = None,
     scale: Annotated[str, typer.Option("--scale", help="Model scales to check, comma-separated: n, s, m, l, x.")] = "n",
     device: Annotated[str, typer.Option("--device", help="Torch device for the checks: cpu, cuda:0, 0, mps.")] = "cpu",
     imgsz: Annotated[int, typer.Option("--imgsz", help="Main image size, a multiple of 32.")] = 640,
     train: Annotated[
-        bool, typer.Option("--train", help="Also train 2 epochs on a generated dataset, predict, and reload the checkpoint.")
+        bool,
+        typer.Option(
+            "--train", help="Also train 2 epochs on a generated dataset, predict, and reload the checkpoint (detection models)."
+        ),
     ] = False,
     export: Annotated[
-        Optional[str], typer.Option("--export", help="Also export to this format (onnx) and run the file with onnxruntime.")
+        Optional[str],
+        typer.Option("--export", help="Also export to this format (onnx) and run the file with onnxruntime (detection models)."),
     ] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write a machine-readable report to this file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
@@ -229,7 +242,7 @@ def verify(
     """Prove, in the target's own Python, that the patched Ultralytics builds, runs and trains. Exit 0 passed, 1 failed."""
     from halo_patch.commands import verify as cmd
 
-    _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet)
+    _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet, base)
 
 
 def main() -> None:

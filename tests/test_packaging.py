@@ -76,6 +76,9 @@ def test_wheel_holds_every_module_and_template(wheel: Path) -> None:
     missing = sorted(source_files() - names)
     assert missing == [], f"modules missing from the wheel: {missing}"
     assert "halo_patch/commands/apply.py" in names and "halo_patch/templates/halo_attention.py" in names
+    # verify copies its in-target checks out of the installed package and runs them in the target's Python
+    in_target = {f"halo_patch/verify/in_target/{p.name}" for p in (REPO / "halo_patch" / "verify" / "in_target").glob("*.py")}
+    assert {"halo_patch/verify/in_target/__init__.py", "halo_patch/verify/in_target/main.py"} <= in_target <= names
     assert b"halo-patch = halo_patch.cli:main" in entry_points
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import cli
 from conftest import copy_installed, installed_package_dir, run_cli, tree_hashes
+from tutorial_install import install_tutorial
 
 BRANCH = "        elif m is HaloAttention:\n            c2 = ch[f]\n            args = [c2, *args]\n"
 QUICK_STEPS = ["status", "import", "build:n", "forward:n", "train-step:n"]
@@ -77,12 +78,14 @@ def test_train_export_json(patched_installed: Path, tmp_path: Path) -> None:
     assert data["passed"] is True and data["exit_code"] == 0
     assert data["verdict"] == verdict(result.stdout)
     assert data["target"]["package_dir"] == str(patched_installed)
-    assert data["options"] == {"scales": ["n"], "device": "cpu", "imgsz": 64, "train": True, "export": "onnx"}
+    assert data["options"] == {"scales": ["n"], "device": "cpu", "imgsz": 64, "train": True, "export": "onnx", "bases": []}
     assert Path(data["environment"]["ultralytics_file"]).parent == patched_installed.resolve()
     assert data["interpreter"]["pythonpath"] == str(patched_installed.parent.resolve())
     steps = {s["id"]: s for s in data["steps"]}
     assert list(steps) == QUICK_STEPS + ["train:n", "predict:n", "checkpoint:n", "export:n", "onnxruntime:n"]
     assert all(s["result"] == "passed" and s["seconds"] >= 0 for s in steps.values()), data["steps"]
+    assert {(s["scale"], s["model"]) for s in data["steps"][2:]} == {("n", "yolo11n-HaloAttention.yaml")}
+    assert Path(steps["build:n"]["yaml"]) == (patched_installed / "cfg" / "models" / "11" / "yolo11-HaloAttention.yaml").resolve()
     assert steps["build:n"]["data"]["channels"] == 256 and steps["build:n"]["data"]["gflops"] > 0
     assert steps["build:n"]["data"]["params"] > steps["build:n"]["data"]["plain_params"]
     assert [s["size"] for s in steps["forward:n"]["data"]["sizes"]] == ["64x64", "64x32", "96x96", "256x256", "32x32"]
@@ -191,6 +194,9 @@ def test_checks_process_dies(tmp_path: Path) -> None:
         (["--export", "tflite"], "--export 'tflite': unsupported format; expected one of: onnx"),
         (["--imgsz", "100"], "--imgsz 100: expected a positive multiple of 32"),
         (["--json", "/nonexistent-dir/r.json"], "--json /nonexistent-dir/r.json: no such directory /nonexistent-dir"),
+        (["--base", "yolo11-obb"], "--base yolo11-obb: apply wrote no yolo11-obb-HaloAttention.yaml under "),
+        (["--base", "yolo11-obb"], "(it wrote: yolo11); run halo-patch apply --base yolo11-obb first"),
+        (["--base", ","], "--base ',': empty name; expected base names such as yolo11-seg, comma-separated"),
     ],
 )
 def test_usage_errors(args: list[str], message: str, patched_installed: Path) -> None:
@@ -211,3 +217,35 @@ def test_target_not_found(tmp_path: Path) -> None:
     result = cli("verify", "--target", str(tmp_path / "nope"))
     assert result.code == 2
     assert result.err == f"error: {tmp_path / 'nope'}: no such directory; expected an Ultralytics clone, package or site-packages dir\n"
+
+
+# ---------------------------------------------------------------- other layouts apply writes
+
+
+def test_layout_modules(tmp_path: Path) -> None:
+    """`apply --layout modules`: HaloAttention comes from ultralytics/nn/modules/halo_attention.py."""
+    package = copy_installed(tmp_path / "tree")
+    assert cli("apply", "--target", str(package), "--layout", "modules").code == 0
+    report = tmp_path / "report.json"
+    result = cli("verify", "--target", str(package), "--json", str(report))
+    assert result.code == 0, result.out
+    env = json.loads(report.read_text())["environment"]
+    assert env["halo_attention_class"] == "ultralytics.nn.modules.halo_attention.HaloAttention"
+    assert Path(env["halo_attention_file"]) == (package / "nn" / "modules" / "halo_attention.py").resolve()
+
+
+def test_adopted_tutorial_install(tmp_path: Path) -> None:
+    """After `apply --adopt` the user's yolo11-HaloAttention.yaml stays and ours is built by its own name;
+    the 640x480 pass (P5 20x15) proves the model runs our module, not the tutorial's (it asserts divisibility)."""
+    package = copy_installed(tmp_path / "tree")
+    install_tutorial(package, "is")
+    assert cli("apply", "--target", str(package), "--adopt").code == 0
+    report = tmp_path / "report.json"
+    result = cli("verify", "--target", str(package), "--json", str(report))
+    assert result.code == 0, result.out
+    data = json.loads(report.read_text())
+    assert data["environment"]["halo_attention_class"] == "ultralytics.nn.Addmodules.halo_attention.HaloAttention"
+    build = next(s for s in data["steps"] if s["id"] == "build:n")
+    assert build["model"] == "yolo11n-HaloAttention-halo-patch.yaml"
+    assert Path(build["yaml"]) == (package / "cfg" / "models" / "11" / "yolo11-HaloAttention-halo-patch.yaml").resolve()
+    assert "640x480" in next(s for s in data["steps"] if s["id"] == "forward:n")["detail"]

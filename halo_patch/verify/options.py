@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from halo_patch.errors import HaloPatchError
+from halo_patch.verify.models import ModelSpec, parse_bases
 
 SCALES = "nsmlx"
 EXPORT_FORMATS = ("onnx",)
@@ -19,22 +20,26 @@ class Options:
     imgsz: int
     train: bool
     export: Optional[str]
+    bases: tuple[str, ...] = ()  # --base: only these bases' yamls; () = every yaml apply wrote
 
 
 @dataclass
 class Step:
     """One line of the final table; filled in as the checks report."""
 
-    id: str  # "kind" or "kind:scale", as the checks script knows it
-    label: str  # as users see it: "build n"
+    id: str  # "kind" or "kind:model key" ("build:n", "build:yolo11n-seg"), as the checks know it
+    label: str  # as users see it: "build n", "build yolo11n-seg"
     result: str = SKIPPED
     seconds: float = 0.0
     detail: str = "not run"
     data: dict[str, Any] = field(default_factory=dict)
     error: Optional[str] = None  # a traceback, or the end of the subprocess's log
+    model: Optional[ModelSpec] = None  # the model a per-model step builds or runs
 
 
-def parse_options(scale: str, device: str, imgsz: int, train: bool, export: Optional[str]) -> Options:
+def parse_options(
+    scale: str, device: str, imgsz: int, train: bool, export: Optional[str], base: Optional[str] = None
+) -> Options:
     """Validated options; bad input is a HaloPatchError (exit 2) before anything runs."""
     scales: list[str] = []
     for letter in (s.strip().lower() for s in scale.split(",")):
@@ -49,16 +54,20 @@ def parse_options(scale: str, device: str, imgsz: int, train: bool, export: Opti
         raise HaloPatchError(f"--export {export!r}: unsupported format; expected one of: {', '.join(EXPORT_FORMATS)}")
     if not device.strip():
         raise HaloPatchError("--device '': expected cpu, cuda:0, 0, 0,1 or mps")
-    return Options(tuple(scales), device.strip(), imgsz, train, fmt)
+    return Options(tuple(scales), device.strip(), imgsz, train, fmt, parse_bases(base))
 
 
-def plan_steps(options: Options) -> list[Step]:
-    """Every step in the order it runs: status here, the rest in the subprocess, per scale."""
+def plan_steps(options: Options, models: list[ModelSpec]) -> list[Step]:
+    """Every step in the order it runs: status here, the rest in the subprocess, model by model.
+
+    --train and --export run for detection models (the generated dataset has boxes only).
+    """
     steps = [Step("status", "patch status"), Step("import", "ultralytics import")]
-    for s in options.scales:
-        steps += [Step(f"build:{s}", f"build {s}"), Step(f"forward:{s}", f"forward {s}"), Step(f"train-step:{s}", f"train step {s}")]
-        if options.train:
-            steps += [Step(f"train:{s}", f"train {s}"), Step(f"predict:{s}", f"predict {s}"), Step(f"checkpoint:{s}", f"checkpoint {s}")]
-        if options.export:
-            steps += [Step(f"export:{s}", f"export {options.export} {s}"), Step(f"onnxruntime:{s}", f"onnxruntime {s}")]
+    for m in models:
+        kinds = [("build", "build"), ("forward", "forward"), ("train-step", "train step")]
+        if options.train and m.task == "detect":
+            kinds += [("train", "train"), ("predict", "predict"), ("checkpoint", "checkpoint")]
+        if options.export and m.task == "detect":
+            kinds += [("export", f"export {options.export}"), ("onnxruntime", "onnxruntime")]
+        steps += [Step(f"{kind}:{m.key}", f"{label} {m.key}", model=m) for kind, label in kinds]
     return steps

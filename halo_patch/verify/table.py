@@ -11,8 +11,8 @@ from rich.text import Text
 from halo_patch import __version__, report
 from halo_patch.errors import HaloPatchError
 from halo_patch.target import UltralyticsTarget
-from halo_patch.verify_env import Interpreter
-from halo_patch.verify_steps import FAILED, PASSED, SKIPPED, Options, Step
+from halo_patch.verify.interpreter import Interpreter
+from halo_patch.verify.options import FAILED, PASSED, SKIPPED, Options, Step
 
 TRACEBACK_LINES = 24  # of a failed step's traceback, printed under the table
 _STYLE = {PASSED: "green", FAILED: "red", SKIPPED: "yellow"}
@@ -80,12 +80,15 @@ def write_json(
             "imgsz": options.imgsz,
             "train": options.train,
             "export": options.export,
+            "bases": list(options.bases),
         },
         "steps": [
             {
                 "id": s.id,
                 "step": s.label,
-                "scale": s.id.partition(":")[2] or None,
+                "scale": s.model.scale if s.model else None,
+                "model": s.model.name if s.model else None,
+                "yaml": str(s.model.yaml_path) if s.model else None,
                 "result": s.result,
                 "seconds": s.seconds,
                 "detail": s.detail,
