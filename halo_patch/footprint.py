@@ -58,11 +58,14 @@ def register_owned_dir(locate: Callable[[UltralyticsTarget], Path]) -> None:
     OWNED_DIRS.append(locate)
 
 
-def _model_yamls(target: UltralyticsTarget) -> Iterable[Path]:
+def model_yamls(target: UltralyticsTarget) -> list[Path]:
+    """Files named like a yaml apply writes (`<stem>-HaloAttention.yaml`, or after --adopt
+    `<stem>-HaloAttention-halo-patch.yaml`) in cfg/models/<dir>/; ours only while sealed."""
     models = target.package_dir / "cfg" / "models"
     if not models.is_dir():
         return []
-    return sorted(p for p in models.glob("*/*-HaloAttention.yaml"))
+    names = ("*/*-HaloAttention.yaml", "*/*-HaloAttention-halo-patch.yaml")
+    return sorted({p for pattern in names for p in models.glob(pattern)})
 
 
 def _remove_modules_import(src: SourceFile, force: bool = False) -> Removal:
@@ -90,7 +93,7 @@ register_created_file(
         lambda b: as_lf(b) == plan.module_template(),
     )
 )
-register_created_file(CreatedFile("model yaml", _model_yamls, ownership.is_sealed))
+register_created_file(CreatedFile("model yaml", model_yamls, ownership.is_sealed))
 register_owned_dir(lambda t: t.addmodules_dir)
 register_owned_dir(lambda t: t.package_dir / "cfg" / "models" / "custom")
 

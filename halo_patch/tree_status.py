@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from halo_patch import footprint, journal, plan, transforms, tutorial
+from halo_patch import footprint, journal, ownership, plan, transforms, tutorial
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
@@ -115,11 +115,6 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         recorded = {e.path for e in manifest.files}
         python_files = (target.tasks_py, target.addmodules_dir / "__init__.py", target.package_dir / "nn" / "modules" / "__init__.py")
         unchanged |= {target.relative(p) for p in python_files if target.relative(p) not in recorded}
-    try:  # the default base's yaml (the yaml planner: halo_patch.model_yaml)
-        model = plan.plan_model_yaml(target)
-        yaml_file, expected_yaml = model.path, model.text.encode()
-    except HaloPatchError:
-        yaml_file, expected_yaml = target.models11_dir / "yolo11-HaloAttention.yaml", None
     tasks_src = tasks if isinstance(tasks, SourceFile) else None
     layout = plan.detect_layout(target, tasks_src)
     package = plan.class_package(layout)
@@ -141,7 +136,7 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
             lambda src: transforms.remove_class_import(src, package), unchanged,
         ),
         _python_change(target, "parse_model branch", target.tasks_py, tasks, transforms.has_branch, transforms.remove_branch, unchanged),
-        _file_change(target, "model yaml", yaml_file, expected_yaml),
+        *_model_yaml_changes(target, manifest),
     ]
     if pending is not None:
         notes.append(
@@ -161,6 +156,30 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     return StatusReport(
         target, tuple(rows), manifest is not None, None if pending is None else pending.op, tuple(notes), trusted, install.findings
     )
+
+
+def _model_yaml_changes(target: UltralyticsTarget, manifest: journal.Manifest | None) -> list[ChangeState]:
+    """One row per model yaml apply wrote, whatever its base and placement: each one the manifest
+    records, and each sealed one on disk (found without the state dir). A recorded yaml that lost
+    its seal was edited; one that is gone is absent. Nothing written yet: the default base's row."""
+    recorded = {e.path for e in manifest.files if e.action == "created" and e.path.endswith(".yaml")} if manifest else set()
+    sealed = {target.relative(p) for p in footprint.model_yamls(target) if ownership.is_sealed(footprint.read_regular(p) or b"")}
+    rows = []
+    for rel in sorted(recorded | sealed):
+        path = target.root / rel
+        if not path.is_file():
+            rows.append(ChangeState("model yaml", rel, ABSENT, "file missing"))
+        elif rel in sealed:
+            rows.append(ChangeState("model yaml", rel, APPLIED))
+        else:
+            rows.append(ChangeState("model yaml", rel, DRIFTED, "changed since apply"))
+    if rows:
+        return rows
+    try:
+        path = plan.plan_model_yaml(target).path
+    except HaloPatchError:
+        path = target.models11_dir / "yolo11-HaloAttention.yaml"
+    return [ChangeState("model yaml", target.relative(path), ABSENT, "file missing")]
 
 
 def _mismatches(target: UltralyticsTarget, manifest: journal.Manifest) -> list[str]:

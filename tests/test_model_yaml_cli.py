@@ -208,3 +208,29 @@ def test_a_hand_made_yaml_of_our_name_is_kept_and_ours_goes_beside_it(package: P
     assert model.path == package / "cfg/models/11/yolo11-HaloAttention-halo-patch.yaml"
     assert model.build == "yolo11n-HaloAttention-halo-patch.yaml"
     assert plan_model_yaml(find_target(package)).path == model.path  # status finds it without the options
+
+
+def test_status_follows_every_yaml_apply_wrote(package: Path) -> None:
+    """A tree patched only with another base is fully applied; each yaml apply wrote has its row,
+    an edited one is drifted (status exit 1), and revert removes every one of them."""
+    pristine = tree_hashes(package.parent)
+    assert cli("apply", "--target", str(package), "--base", "yolo11-seg").code == 0
+    status = cli("status", "--target", str(package))
+    assert status.code == 0 and "HaloAttention is fully applied." in status.out, status.out
+    assert "ultralytics/cfg/models/11/yolo11-seg-HaloAttention.yaml" in status.out
+    assert "yolo11-HaloAttention.yaml" not in status.out
+
+    assert cli("apply", "--target", str(package), "--base", "yolov8", "--after", "4").code == 0
+    v8 = package / "cfg/models/v8/yolov8-HaloAttention.yaml"
+    rows = {line.split("│")[2].strip(): line for line in cli("status", "--target", str(package)).out.splitlines() if "model yaml" in line}
+    assert set(rows) == {"ultralytics/cfg/models/11/yolo11-seg-HaloAttention.yaml", "ultralytics/cfg/models/v8/yolov8-HaloAttention.yaml"}
+    assert all("applied" in line for line in rows.values())
+
+    v8.write_text(v8.read_text(encoding="utf-8") + "# my note\n", encoding="utf-8")
+    edited = cli("status", "--target", str(package))
+    assert edited.code == 1 and "partially applied" in edited.out
+    assert [l for l in edited.out.splitlines() if "yolov8-HaloAttention.yaml" in l and "drifted" in l and "changed since apply" in l]
+
+    v8.write_text(v8.read_text(encoding="utf-8").removesuffix("# my note\n"), encoding="utf-8")
+    assert cli("revert", "--target", str(package)).code == 0
+    assert tree_hashes(package.parent) == pristine
