@@ -91,6 +91,11 @@ class _Planner:
         target, path = self.target, edit.locate(self.target)
         rel = target.relative(path)
         data = footprint.read_regular(path)
+        if data is None and path.is_file():
+            raise AnchorError(
+                f"{_label(target, path)}: cannot be read; expected a readable Ultralytics source file "
+                "(it may still import the files revert deletes, so nothing changed)"
+            )
         if data is None or self.record.get(rel) == journal.sha256(data):
             return  # absent, or exactly the installed wheel's file
         if self.manifest is not None and rel not in self.recorded:
@@ -104,9 +109,11 @@ class _Planner:
             return
         try:
             stripped, removal = footprint.strip_ours(edit, data, _label(target, path), self.force)
-        except AnchorError as exc:
-            self.notes.append(f"kept {rel}: {exc}")
-            return
+        except AnchorError as exc:  # it may still import the files revert deletes: take nothing out
+            raise AnchorError(
+                f"{exc}; revert must take our imports out of it before deleting what they import, "
+                "so nothing changed; fix the file (or put back its original), then re-run revert"
+            ) from None
         if removal.edited and not self.force:
             forced = footprint.strip_ours(edit, data, _label(target, path), True)[0]
             names = ", ".join(dict.fromkeys(removal.edited))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -96,6 +99,24 @@ def test_lock_stops_a_second_run(tree: Path, monkeypatch) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         for verb in ("apply", "revert"):
             assert_error(cli(verb, "--target", str(tree)), "another halo-patch is running on this tree")
+    finally:
+        os.close(fd)
+    assert tree_hashes(tree) == before
+
+
+@pytest.mark.parametrize("value", ["abc", "", "-1", "nan"])
+def test_bad_lock_wait_is_a_user_error(tree: Path, monkeypatch, value: str) -> None:
+    """A HALO_PATCH_LOCK_WAIT that is not a number of seconds: one line, exit 2, nothing changed."""
+    import fcntl
+
+    monkeypatch.setenv("HALO_PATCH_LOCK_WAIT", value)
+    before = tree_hashes(tree)
+    for verb in ("apply", "revert"):
+        assert_error(cli(verb, "--target", str(tree)), f"HALO_PATCH_LOCK_WAIT={value!r}: expected a number of seconds")
+    fd = os.open(tree / "ultralytics", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the reviewer's case: the wait is read while another run holds the lock
+        assert_error(cli("apply", "--target", str(tree)), f"HALO_PATCH_LOCK_WAIT={value!r}: expected a number of seconds")
     finally:
         os.close(fd)
     assert tree_hashes(tree) == before
@@ -227,3 +248,49 @@ def test_reapply_after_a_hand_edit_keeps_the_original_backup(tree: Path) -> None
     assert cli("status", "--target", str(tree)).code == 0
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
+
+
+def _imports_tasks(tree: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(tree), "YOLO_OFFLINE": "1"}
+    code = "import ultralytics.nn.tasks as t; print(t.HaloAttention.__module__)"
+    return subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda b: b"# -*- coding: latin-1 -*-\n" + b + b"# caf\xe9\n", "ultralytics/nn/tasks.py (Ultralytics 8."),
+        (lambda b: b + b"\ndef f(:\n", "ultralytics/nn/tasks.py (Ultralytics 8."),
+    ],
+    ids=["latin-1", "syntax-error"],
+)
+def test_revert_refuses_a_tasks_py_it_cannot_parse(tree: Path, edit, message: str) -> None:
+    """tasks.py still imports our module but cannot be parsed: revert (with or without --force) exits 2
+    naming the file and what it expected, and deletes nothing that tasks.py imports."""
+    assert cli("apply", "--target", str(tree)).code == 0
+    tasks = tree / "ultralytics/nn/tasks.py"
+    tasks.write_bytes(edit(tasks.read_bytes()))
+    before = tree_hashes(tree)
+    for flags in ((), ("--force",)):
+        result = cli("revert", "--target", str(tree), *flags)
+        assert_error(result, message, "expected an Ultralytics source", "nothing changed; fix the file")
+        assert tree_hashes(tree) == before
+
+
+def test_revert_refusal_keeps_a_latin1_tasks_py_importable_then_reverts_once_fixed(tree: Path) -> None:
+    """The reviewer's case: a PEP 263 latin-1 tasks.py keeps importing after the refused revert; once
+    the user re-saves it as UTF-8, revert takes our lines out and keeps theirs."""
+    tasks = tree / "ultralytics/nn/tasks.py"
+    original = tasks.read_bytes()
+    assert cli("apply", "--target", str(tree)).code == 0
+    applied = tasks.read_bytes()
+    tasks.write_bytes(b"# -*- coding: latin-1 -*-\n" + applied + b"# caf\xe9\n")
+    assert_error(cli("revert", "--target", str(tree)), "ultralytics/nn/tasks.py", "not UTF-8 text")
+    imported = _imports_tasks(tree)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "ultralytics.nn.Addmodules.halo_attention"
+    tasks.write_bytes(applied + "# caf\u00e9\n".encode())
+    result = cli("revert", "--target", str(tree))
+    assert result.code == 0, result.err
+    assert tasks.read_bytes() == original + "# caf\u00e9\n".encode()
+    assert not (tree / "ultralytics/nn/Addmodules").exists()

@@ -133,15 +133,16 @@ def test_paths_with_rich_markup_are_printed_as_they_are(tmp_path: Path) -> None:
     [(b"\xff\xfe not utf-8\n", "not UTF-8 text"), (b"import os\x00\n", "holds a NUL byte")],
     ids=["latin1", "nul"],
 )
-def test_unreadable_tasks_py_status_and_apply_agree(tree: Path, data: bytes, message: str) -> None:
+def test_unreadable_tasks_py_status_apply_and_revert_agree(tree: Path, data: bytes, message: str) -> None:
+    """revert too: it cannot tell whether the file still imports what it would delete."""
     tasks = tree / "ultralytics/nn/tasks.py"
     tasks.write_bytes(tasks.read_bytes() + data)
     before = tree_hashes(tree)
     for verb in ("status", "apply", "revert"):
         result = cli(verb, "--target", str(tree))
         assert "Traceback" not in result.out + result.err
-        if verb != "revert":
-            assert result.code == 2 and f"{tasks} (Ultralytics 8." in result.err and message in result.err, (verb, result.err)
+        assert result.code == 2 and f"{tasks} (Ultralytics 8." in result.err and message in result.err, (verb, result.err)
+        assert result.err.count("\n") == 1, result.err
     assert tree_hashes(tree) == before
 
 
