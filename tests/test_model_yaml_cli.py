@@ -234,3 +234,41 @@ def test_status_follows_every_yaml_apply_wrote(package: Path) -> None:
     v8.write_text(v8.read_text(encoding="utf-8").removesuffix("# my note\n"), encoding="utf-8")
     assert cli("revert", "--target", str(package)).code == 0
     assert tree_hashes(package.parent) == pristine
+
+
+def to_crlf(path: Path) -> None:
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+
+
+CRLF_CASES = {  # (files made CRLF, --base given as a CRLF copy outside the tree?, the written yaml, tree's ending)
+    "crlf user yaml, lf tree": ((), True, "cfg/models/custom/win-HaloAttention.yaml", b"\n"),
+    "crlf base in the tree, lf tree": (("cfg/models/11/yolo11.yaml",), False, "cfg/models/11/yolo11-HaloAttention.yaml", b"\n"),
+    "crlf tree": (("nn/tasks.py", "cfg/models/11/yolo11-pose.yaml"), False, "cfg/models/11/yolo11-pose-HaloAttention.yaml", b"\r\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRLF_CASES))
+def test_a_crlf_base_gives_a_yaml_with_the_trees_line_endings_that_stays_ours(case: str, package: Path, tmp_path: Path) -> None:
+    """The written yaml has one line ending per line (the tree's, like every file apply creates), is
+    sealed, and status, a second apply and revert all take it as halo-patch's own."""
+    crlf_files, outside, written, newline = CRLF_CASES[case]
+    for rel in crlf_files:
+        to_crlf(package / rel)
+    base = "yolo11-pose" if "nn/tasks.py" in crlf_files else "yolo11"
+    if outside:
+        base = str(tmp_path / "win.yaml")
+        Path(base).write_bytes((package / "cfg/models/11/yolo11.yaml").read_bytes().replace(b"\n", b"\r\n"))
+    pristine = tree_hashes(package.parent)
+    assert cli("apply", "--target", str(package), "--base", base).code == 0
+    data = (package / written).read_bytes()
+    lines = data.split(newline)
+    assert len(lines) > 30 and all(b"\r" not in line and b"\n" not in line for line in lines), data[:400]
+    assert ownership.is_sealed(data)
+    status = cli("status", "--target", str(package))
+    assert status.code == 0 and "HaloAttention is fully applied." in status.out, status.out
+    applied = tree_hashes(package.parent)
+    again = cli("apply", "--target", str(package), "--base", base)
+    assert again.code == 0 and tree_hashes(package.parent) == applied, again.out
+    revert = cli("revert", "--target", str(package))
+    assert revert.code == 0, revert.err
+    assert tree_hashes(package.parent) == pristine
