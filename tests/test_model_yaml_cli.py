@@ -272,3 +272,16 @@ def test_a_crlf_base_gives_a_yaml_with_the_trees_line_endings_that_stays_ours(ca
     revert = cli("revert", "--target", str(package))
     assert revert.code == 0, revert.err
     assert tree_hashes(package.parent) == pristine
+
+
+@pytest.mark.parametrize("name", ["my net [x]", "[bold]y"])
+def test_a_yaml_name_with_rich_markup_is_printed_as_it_is(name: str, package: Path, tmp_path: Path) -> None:
+    mine = tmp_path / f"{name}.yaml"
+    shutil.copy(package / "cfg/models/11/yolo11.yaml", mine)
+    result = cli("apply", "--target", str(package), "--base", str(mine))
+    assert result.code == 0, result.err
+    out = result.out.replace("\n", "")
+    assert f"in ultralytics/cfg/models/custom/{name}-HaloAttention.yaml (from {name}.yaml, detect):" in out
+    assert f"gives back {name}.yaml layer for layer, edge for edge." in out
+    assert f"Build it with YOLO('{name}-HaloAttention.yaml') (scale n," in out
+    assert (package / f"cfg/models/custom/{name}-HaloAttention.yaml").is_file()
