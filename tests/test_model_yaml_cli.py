@@ -285,3 +285,17 @@ def test_a_yaml_name_with_rich_markup_is_printed_as_it_is(name: str, package: Pa
     assert f"gives back {name}.yaml layer for layer, edge for edge." in out
     assert f"Build it with YOLO('{name}-HaloAttention.yaml') (scale n," in out
     assert (package / f"cfg/models/custom/{name}-HaloAttention.yaml").is_file()
+
+
+@pytest.mark.parametrize("edit", ["note appended", "seal line removed"])
+def test_an_edited_yaml_of_ours_is_drifted_not_a_hand_made_install(edit: str, package: Path) -> None:
+    """Status names an edited yaml apply wrote once: drifted; never also as HaloAttention installed by hand."""
+    assert cli("apply", "--target", str(package), "--base", "yolo11-seg").code == 0
+    ours = package / "cfg/models/11/yolo11-seg-HaloAttention.yaml"
+    data = ours.read_bytes()
+    ours.write_bytes(data + b"# note\n" if edit == "note appended" else data.split(b"\n", 1)[1])
+    status = cli("status", "--target", str(package))
+    assert status.code == 1 and "partially applied" in status.out, status.out
+    mentions = [l for l in status.out.splitlines() if "yolo11-seg-HaloAttention.yaml" in l]
+    assert len(mentions) == 1 and "drifted" in mentions[0] and "changed since apply" in mentions[0], status.out
+    assert "installed by hand" not in status.out and "kept as it is" not in status.out
