@@ -164,8 +164,14 @@ def apply(
     ] = None,
     args: Annotated[str, typer.Option("--args", help="HaloAttention arguments: block,halo[,dim_head,heads].")] = "2,1",
     layout: Annotated[
-        str, typer.Option("--layout", help="addmodules: nn/Addmodules/ (the tutorial layout); modules: nn/modules/ (restricted loading).")
-    ] = "addmodules",
+        Optional[str],
+        typer.Option(
+            "--layout",
+            help="addmodules: nn/Addmodules/ (the tutorial layout); modules: nn/modules/ (restricted loading). "
+            "Default: the layout the tree is patched with, else addmodules.",
+            show_default=False,
+        ),
+    ] = None,
     adopt: Annotated[bool, typer.Option("--adopt", help="Take over a hand-made (tutorial) HaloAttention install.")] = False,
 ) -> None:
     """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
@@ -246,6 +252,14 @@ def verify(
 
 
 def main() -> None:
+    import os
+    import sys
+
+    # A closed stdout/stderr (`halo-patch apply >&-`): run as usual, printing nowhere.
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
     app()
 
 

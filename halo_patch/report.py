@@ -6,8 +6,8 @@ import difflib
 
 from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 from halo_patch.target import UltralyticsTarget
 
@@ -29,10 +29,20 @@ def unified_diff(rel: str, before: bytes | None, after: bytes | None) -> str:
     return "".join(difflib.unified_diff(old, new, a, b, n=3))
 
 
+_DIFF_STYLES = {"+": "green", "-": "red", "@": "cyan"}
+
+
 def print_diff(console: Console, rel: str, before: bytes | None, after: bytes | None) -> None:
+    """A unified diff, never wrapped or cropped: piped, the exact patch text (`git apply` takes it);
+    on a terminal, coloured line by line (as Text: file contents are never read as markup)."""
     text = unified_diff(rel, before, after)
-    if text:
-        console.print(Syntax(text, "diff", theme="ansi_dark", background_color="default", word_wrap=False))
+    if not text or console.quiet:
+        return
+    if not console.is_terminal:
+        console.file.write(text if text.endswith("\n") else text + "\n")
+        return
+    for line in text.splitlines():
+        console.print(Text(line, style=_DIFF_STYLES.get(line[:1], "")), soft_wrap=True, highlight=False)
 
 
 def line_counts(before: bytes | None, after: bytes | None) -> str:

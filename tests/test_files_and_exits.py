@@ -185,3 +185,29 @@ def test_a_closed_stdout_does_not_change_applys_exit_code(tree: Path) -> None:
     assert proc.wait() == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
     assert cli("status", "--target", str(tree)).code == 0
+
+
+@pytest.mark.parametrize("verb", ["status", "apply"])
+def test_no_stdout_at_all_runs_as_usual(verb: str, tree: Path) -> None:
+    """`halo-patch apply >&-`: stdout closed before the process starts; it runs, printing nowhere."""
+    done = subprocess.run(["sh", "-c", '"$0" -m halo_patch "$1" --target "$2" >&-', sys.executable, verb, str(tree)],
+                          capture_output=True, text=True)
+    assert done.returncode == (1 if verb == "status" else 0), done.stderr
+    assert done.stderr == ""
+    assert cli("status", "--target", str(tree)).code == (1 if verb == "status" else 0)
+
+
+def test_a_piped_dry_run_is_a_patch_git_applies(tmp_path: Path) -> None:
+    """Piped, the diff is the exact patch text at any terminal width (long lines are not cut)."""
+    from conftest import make_clone
+
+    clone = make_clone("8.3.40", tmp_path / "clone")
+    pristine = tree_hashes(clone)
+    done = subprocess.run([sys.executable, "-m", "halo_patch", "apply", "--target", str(clone), "--dry-run"],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    patch = done.stdout[done.stdout.index("--- a/"):]
+    (tmp_path / "d.patch").write_text(patch)
+    assert tree_hashes(clone) == pristine
+    checked = subprocess.run(["git", "apply", "--check", str(tmp_path / "d.patch")], cwd=clone, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr + patch[:2000]

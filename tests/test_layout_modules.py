@@ -113,7 +113,9 @@ def test_layout_modules_apply_status_revert(version: str, kind: str, tmp_path: P
     assert status.code == 0 and "nn/modules export" in status.out and "fully applied" in status.out
     again = cli("apply", "--target", str(target), "--layout", "modules")
     assert again.code == 0 and "already applied" in again.out
-    other = cli("apply", "--target", str(target))
+    plain = cli("apply", "--target", str(target))  # no --layout: the layout the tree is patched with
+    assert plain.code == 0 and "already applied" in plain.out
+    other = cli("apply", "--target", str(target), "--layout", "addmodules")
     assert other.code == 2 and other.err == (
         f"error: {root}/ultralytics/nn/modules/halo_attention.py: HaloAttention is applied with --layout modules; "
         "run `halo-patch revert` first, then apply --layout addmodules\n"

@@ -180,8 +180,10 @@ ERRORS = [
     (["--base", "yolo11-HaloAttention"], "--base yolo11-HaloAttention: a yaml halo-patch writes; pass the base it is made "
      "from: --base yolo11"),
     (["--base", "/nonexistent/mine.yaml"], "/nonexistent/mine.yaml: no such file; expected an Ultralytics model yaml"),
-    (["--args", "2,1,0"], "--args 2,1,0: dim_head and heads must be >= 1; expected block,halo[,dim_head,heads], e.g. 2,1,64,8"),
-    (["--args", "x"], "--args 'x': expected block,halo[,dim_head,heads] as integers, e.g. 2,1"),
+    (["--args", "2,1,0"], "--args '2,1,0': expected block,halo[,dim_head,heads] as integers: block 1 to 64, halo 0 to 64, dim_head and heads 1 to 4096; e.g. 2,1"),
+    (["--args", "0,0"], "--args '0,0': expected block,halo[,dim_head,heads] as integers: block 1 to 64, halo 0 to 64, dim_head and heads 1 to 4096; e.g. 2,1"),
+    (["--args", "99999999999999999999,1"], "--args '99999999999999999999,1': expected block,halo[,dim_head,heads] as integers: block 1 to 64, halo 0 to 64, dim_head and heads 1 to 4096; e.g. 2,1"),
+    (["--args", "x"], "--args 'x': expected block,halo[,dim_head,heads] as integers: block 1 to 64, halo 0 to 64, dim_head and heads 1 to 4096; e.g. 2,1"),
 ]
 
 
@@ -299,3 +301,16 @@ def test_an_edited_yaml_of_ours_is_drifted_not_a_hand_made_install(edit: str, pa
     mentions = [l for l in status.out.splitlines() if "yolo11-seg-HaloAttention.yaml" in l]
     assert len(mentions) == 1 and "drifted" in mentions[0] and "changed since apply" in mentions[0], status.out
     assert "installed by hand" not in status.out and "kept as it is" not in status.out
+
+
+def test_without_layout_apply_keeps_the_layout_the_tree_is_patched_with(package: Path) -> None:
+    pristine = tree_hashes(package.parent)
+    assert cli("apply", "--target", str(package), "--layout", "modules").code == 0
+    more = cli("apply", "--target", str(package), "--base", "yolo11-pose")
+    assert more.code == 0, more.err
+    assert (package / "nn/modules/halo_attention.py").is_file() and not (package / "nn/Addmodules").exists()
+    assert (package / "cfg/models/11/yolo11-pose-HaloAttention.yaml").is_file()
+    switch = cli("apply", "--target", str(package), "--layout", "addmodules")
+    assert switch.code == 2 and "--layout modules" in switch.err
+    assert cli("revert", "--target", str(package)).code == 0
+    assert tree_hashes(package.parent) == pristine

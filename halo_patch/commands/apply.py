@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -10,26 +11,34 @@ from rich.markup import escape
 from halo_patch import journal, journal_apply, report
 from halo_patch.errors import AdoptError, DriftError, HaloPatchError
 from halo_patch.model_yaml.report import print_model_yaml
-from halo_patch.plan import ApplyOptions, Plan, plan_apply
+from halo_patch.plan import ApplyOptions, Plan, detect_layout, plan_apply
 from halo_patch.target import find_target, require_writable
 
 
-def options_from_cli(base: str, after: list[int] | None, args: str, layout: str, adopt: bool) -> ApplyOptions:
-    """The apply flags as ApplyOptions; a malformed flag is a usage error (exit 2, one line)."""
+ARGS_USAGE = "expected block,halo[,dim_head,heads] as integers: block 1 to 64, halo 0 to 64, dim_head and heads 1 to 4096; e.g. 2,1"
+
+
+def options_from_cli(base: str, after: list[int] | None, args: str, layout: str | None, adopt: bool) -> ApplyOptions:
+    """The apply flags as ApplyOptions; a malformed flag is a usage error (exit 2, one line).
+
+    `layout` None: decided in `run`, from the tree (the layout it is patched with, else addmodules)."""
     try:
         numbers = tuple(int(a) for a in args.split(","))
     except ValueError:
-        raise HaloPatchError(f"--args {args!r}: expected block,halo[,dim_head,heads] as integers, e.g. 2,1") from None
-    if len(numbers) not in (2, 3, 4) or any(n < 0 for n in numbers) or numbers[0] < 1:
-        raise HaloPatchError(f"--args {args!r}: expected block,halo[,dim_head,heads]: block >= 1, the others >= 0")
-    if layout not in ("addmodules", "modules"):
+        raise HaloPatchError(f"--args {args!r}: {ARGS_USAGE}") from None
+    lows, highs = (1, 0, 1, 1), (64, 64, 4096, 4096)
+    if len(numbers) not in (2, 3, 4) or any(not lo <= n <= hi for n, lo, hi in zip(numbers, lows, highs)):
+        raise HaloPatchError(f"--args {args!r}: {ARGS_USAGE}")
+    if layout not in (None, "addmodules", "modules"):
         raise HaloPatchError(f"--layout {layout!r}: expected addmodules or modules")
-    return ApplyOptions(base=base, after=tuple(after or ()), args=numbers, layout=layout, adopt=adopt)
+    return ApplyOptions(base=base, after=tuple(after or ()), args=numbers, layout=layout or "", adopt=adopt)
 
 
 def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOptions, console: Console) -> int:
     target = find_target(target_path)
     report.print_target(console, target)
+    if not options.layout:  # no --layout: keep the layout the tree is patched with
+        options = replace(options, layout=detect_layout(target))
     if check or dry_run:
         return _preview(target, options, dry_run, check, console)
     require_writable(target)
