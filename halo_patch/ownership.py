@@ -25,3 +25,8 @@ def is_sealed(data: bytes) -> bool:
     if not sep or not first.startswith(SEAL_PREFIX):
         return False
     return first[len(SEAL_PREFIX):].decode("ascii", errors="replace") == hashlib.sha256(body).hexdigest()
+
+
+def carries_seal(data: bytes) -> bool:
+    """True when `data` starts with a seal line, matching or not: apply wrote it, maybe edited since."""
+    return data.startswith(SEAL_PREFIX)

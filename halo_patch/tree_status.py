@@ -152,7 +152,8 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     record = target.record_hashes().get(target.relative(target.tasks_py))
     if record is not None and record == journal.sha256(footprint.read_regular(target.tasks_py)):
         notes.append("tasks.py is the installed wheel's original (matches its RECORD)")
-    install = tutorial.find_tutorial_install(target, plan.module_template(), tasks_src)
+    created = frozenset(e.path for e in manifest.files if e.action == "created") if manifest else frozenset()
+    install = tutorial.find_tutorial_install(target, plan.module_template(), tasks_src, created)
     return StatusReport(
         target, tuple(rows), manifest is not None, None if pending is None else pending.op, tuple(notes), trusted, install.findings
     )

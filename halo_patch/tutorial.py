@@ -78,8 +78,11 @@ def read_source(target: UltralyticsTarget, path: Path) -> SourceFile | None:
         return None
 
 
-def find_tutorial_install(target: UltralyticsTarget, template: bytes, tasks: SourceFile | None = None) -> TutorialInstall:
-    """Every piece of a hand-made HaloAttention install in `target`; our own files (`template`) are not one.
+def find_tutorial_install(
+    target: UltralyticsTarget, template: bytes, tasks: SourceFile | None = None, created: frozenset[str] = frozenset()
+) -> TutorialInstall:
+    """Every piece of a hand-made HaloAttention install in `target`; our own files (`template`, a yaml
+    with our seal line, the files in `created`: tree-relative paths the manifest records) are not one.
 
     After `apply --adopt` the user's module file and yaml are still listed, as kept and not in use.
     """
@@ -101,7 +104,7 @@ def find_tutorial_install(target: UltralyticsTarget, template: bytes, tasks: Sou
     if branch is not None and (not branch.ours or modules):  # our exact form alone is no sign of a hand-made install
         verdict = "builds it as halo-patch does (reused)" if branch.equivalent else "builds it with other arguments than halo-patch's"
         findings.append(Finding("parse_model branch", target.relative(target.tasks_py), f"`{branch.header}` {verdict}", not branch.equivalent))
-    findings += [Finding("model yaml", target.relative(p), "uses HaloAttention; kept as it is", False) for p in user_yamls(target)]
+    findings += [Finding("model yaml", target.relative(p), "uses HaloAttention; kept as it is", False) for p in user_yamls(target, created)]
     return TutorialInstall(modules, tuple(findings), branch)
 
 
@@ -161,15 +164,18 @@ def module_shape(src: SourceFile) -> tuple[bool, bool, tuple[str, ...]] | None:
     return shape.inverted_mask, shape.divisibility_assert, others
 
 
-def user_yamls(target: UltralyticsTarget) -> list[Path]:
-    """Model yamls under cfg/models/ that use HaloAttention and that apply did not write (no valid seal)."""
+def user_yamls(target: UltralyticsTarget, created: frozenset[str] = frozenset()) -> list[Path]:
+    """Model yamls under cfg/models/ that use HaloAttention and that apply did not write: no seal line
+    (an edited yaml of ours keeps it, its hash no longer matching) and not in `created`."""
     models = target.package_dir / "cfg" / "models"
     out = []
     for path in sorted(models.rglob("*.yaml")) if models.is_dir() else ():
         if not path.is_file():
             continue
         data = path.read_bytes()
-        if CLASS_NAME.encode() not in data or ownership.is_sealed(data):  # a yaml file, not Python: bytes are fine
+        if CLASS_NAME.encode() not in data or ownership.carries_seal(data):  # a yaml file, not Python: bytes are fine
+            continue
+        if target.relative(path) in created:
             continue
         if _uses_class(data):
             out.append(path)

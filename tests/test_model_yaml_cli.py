@@ -238,6 +238,71 @@ def test_status_follows_every_yaml_apply_wrote(package: Path) -> None:
     assert tree_hashes(package.parent) == pristine
 
 
+def to_crlf(path: Path) -> None:
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+
+
+CRLF_CASES = {  # (files made CRLF, --base given as a CRLF copy outside the tree?, the written yaml, tree's ending)
+    "crlf user yaml, lf tree": ((), True, "cfg/models/custom/win-HaloAttention.yaml", b"\n"),
+    "crlf base in the tree, lf tree": (("cfg/models/11/yolo11.yaml",), False, "cfg/models/11/yolo11-HaloAttention.yaml", b"\n"),
+    "crlf tree": (("nn/tasks.py", "cfg/models/11/yolo11-pose.yaml"), False, "cfg/models/11/yolo11-pose-HaloAttention.yaml", b"\r\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRLF_CASES))
+def test_a_crlf_base_gives_a_yaml_with_the_trees_line_endings_that_stays_ours(case: str, package: Path, tmp_path: Path) -> None:
+    """The written yaml has one line ending per line (the tree's, like every file apply creates), is
+    sealed, and status, a second apply and revert all take it as halo-patch's own."""
+    crlf_files, outside, written, newline = CRLF_CASES[case]
+    for rel in crlf_files:
+        to_crlf(package / rel)
+    base = "yolo11-pose" if "nn/tasks.py" in crlf_files else "yolo11"
+    if outside:
+        base = str(tmp_path / "win.yaml")
+        Path(base).write_bytes((package / "cfg/models/11/yolo11.yaml").read_bytes().replace(b"\n", b"\r\n"))
+    pristine = tree_hashes(package.parent)
+    assert cli("apply", "--target", str(package), "--base", base).code == 0
+    data = (package / written).read_bytes()
+    lines = data.split(newline)
+    assert len(lines) > 30 and all(b"\r" not in line and b"\n" not in line for line in lines), data[:400]
+    assert ownership.is_sealed(data)
+    status = cli("status", "--target", str(package))
+    assert status.code == 0 and "HaloAttention is fully applied." in status.out, status.out
+    applied = tree_hashes(package.parent)
+    again = cli("apply", "--target", str(package), "--base", base)
+    assert again.code == 0 and tree_hashes(package.parent) == applied, again.out
+    revert = cli("revert", "--target", str(package))
+    assert revert.code == 0, revert.err
+    assert tree_hashes(package.parent) == pristine
+
+
+@pytest.mark.parametrize("name", ["my net [x]", "[bold]y"])
+def test_a_yaml_name_with_rich_markup_is_printed_as_it_is(name: str, package: Path, tmp_path: Path) -> None:
+    mine = tmp_path / f"{name}.yaml"
+    shutil.copy(package / "cfg/models/11/yolo11.yaml", mine)
+    result = cli("apply", "--target", str(package), "--base", str(mine))
+    assert result.code == 0, result.err
+    out = result.out.replace("\n", "")
+    assert f"in ultralytics/cfg/models/custom/{name}-HaloAttention.yaml (from {name}.yaml, detect):" in out
+    assert f"gives back {name}.yaml layer for layer, edge for edge." in out
+    assert f"Build it with YOLO('{name}-HaloAttention.yaml') (scale n," in out
+    assert (package / f"cfg/models/custom/{name}-HaloAttention.yaml").is_file()
+
+
+@pytest.mark.parametrize("edit", ["note appended", "seal line removed"])
+def test_an_edited_yaml_of_ours_is_drifted_not_a_hand_made_install(edit: str, package: Path) -> None:
+    """Status names an edited yaml apply wrote once: drifted; never also as HaloAttention installed by hand."""
+    assert cli("apply", "--target", str(package), "--base", "yolo11-seg").code == 0
+    ours = package / "cfg/models/11/yolo11-seg-HaloAttention.yaml"
+    data = ours.read_bytes()
+    ours.write_bytes(data + b"# note\n" if edit == "note appended" else data.split(b"\n", 1)[1])
+    status = cli("status", "--target", str(package))
+    assert status.code == 1 and "partially applied" in status.out, status.out
+    mentions = [l for l in status.out.splitlines() if "yolo11-seg-HaloAttention.yaml" in l]
+    assert len(mentions) == 1 and "drifted" in mentions[0] and "changed since apply" in mentions[0], status.out
+    assert "installed by hand" not in status.out and "kept as it is" not in status.out
+
+
 def test_without_layout_apply_keeps_the_layout_the_tree_is_patched_with(package: Path) -> None:
     pristine = tree_hashes(package.parent)
     assert cli("apply", "--target", str(package), "--layout", "modules").code == 0

@@ -173,7 +173,7 @@ LAYOUTS = {
     "crlf, no final newline": (
         "# mine\r\nnc: 2\r\nbackbone:\r\n  - [-1, 1, Conv, [16, 3, 2]] # 0\r\n  - [-1, 1, Conv, [32, 3, 2]] # 1\r\n"
         "head:\r\n  - [[-1, 0], 1, Concat, [1]] # 2\r\n  - [-1, 1, Classify, [nc]] # 3",
-        "  - [-1, 1, HaloAttention, [2, 1]] # 1 inserted by halo-patch\r\n",
+        "  - [-1, 1, HaloAttention, [2, 1]] # 1 inserted by halo-patch\n",  # planned as LF: apply writes the tree's endings
     ),
     "flow-style lists": (
         "nc: 2\nbackbone: [[-1, 1, Conv, [16, 3, 2]], [-1, 1, Conv, [32, 3, 2]]]\nhead: [[[-1, 0], 1, Concat, [1]], [-1, 1, Classify, [nc]]]\n",

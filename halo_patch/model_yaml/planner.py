@@ -133,7 +133,7 @@ def plan_model_yaml(
         del expected["head"]
     path = output_path(target, base, suffix)
     build, scale_note = name_for_build(path.name, tuple(s for s in read_scales(base.model) if s != "-"))
-    source = base.path.read_bytes().decode("utf-8")
+    source = base.path.read_bytes().decode("utf-8").replace("\r\n", "\n")  # sealed as LF; plan writes the tree's endings
     try:
         body = yaml_text.edit_rows(source, rows, splice, format_halo_row(args))
     except (yaml_text.LayoutError, yaml.YAMLError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from halo_patch import report
 from halo_patch.model_yaml.planner import YamlPlan
@@ -10,22 +11,25 @@ from halo_patch.target import UltralyticsTarget
 
 
 def print_model_yaml(console: Console, target: UltralyticsTarget, model: YamlPlan) -> None:
+    """Every name and note comes from the user's files and paths: escaped, so it prints as it is."""
     scales = [s for s, _ in model.inserted[0].channels]
+    base_name = escape(model.base.path.name)
     console.print(
-        f"HaloAttention(c_in, {', '.join(map(str, model.args))}) in {target.relative(model.path)} "
-        f"(from {model.base.path.name}, {model.base.task}):",
+        f"HaloAttention(c_in, {', '.join(map(str, model.args))}) in {escape(str(target.relative(model.path)))} "
+        f"(from {base_name}, {escape(model.base.task)}):",
         highlight=False,
         soft_wrap=True,
     )
-    t = report.table("", ["layer", "follows", "read by", *(f"c_in {s}" for s in scales)])
+    t = report.table("", ["layer", "follows", "read by", *(f"c_in {escape(s)}" for s in scales)])
     for layer in model.inserted:
         readers = ", ".join(f"{j} {m}" for j, m in layer.readers)
         channels = ["?" if c is None else str(c) for _, c in layer.channels]
-        t.add_row(str(layer.index), f"{layer.after} {layer.after_module}", readers, *channels)
+        t.add_row(str(layer.index), escape(f"{layer.after} {layer.after_module}"), escape(readers), *channels)
     console.print(t)
     console.print(
-        f"Graph proven: taking the inserted rows out gives back {model.base.path.name} layer for layer, edge for edge.",
+        f"Graph proven: taking the inserted rows out gives back {base_name} layer for layer, edge for edge.",
         highlight=False,
         soft_wrap=True,
     )
-    console.print(f"Build it with [bold]YOLO('{model.build}')[/] ({model.scale_note}).", highlight=False, soft_wrap=True)
+    build = escape(f"YOLO('{model.build}')")
+    console.print(f"Build it with [bold]{build}[/] ({escape(model.scale_note)}).", highlight=False, soft_wrap=True)
