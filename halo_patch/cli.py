@@ -12,10 +12,11 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from halo_patch import __version__
+from halo_patch.modules import DEFAULT as MODULE
 
 app = typer.Typer(
     name="halo-patch",
-    help="Add the HaloAttention layer to an Ultralytics YOLO11 code base, exactly and reversibly.",
+    help=f"Add the {MODULE.class_name} layer to an Ultralytics YOLO11 code base, exactly and reversibly.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
@@ -160,9 +161,9 @@ def apply(
         str, typer.Option("--base", help="Base model yaml: a name from the target's cfg/models/ (see `halo-patch bases`) or a path.")
     ] = "yolo11",
     after: Annotated[
-        Optional[list[int]], typer.Option("--after", help="Insert HaloAttention after this layer (repeatable). Default: before SPPF.")
+        Optional[list[int]], typer.Option("--after", help=f"Insert {MODULE.class_name} after this layer (repeatable). Default: before SPPF.")
     ] = None,
-    args: Annotated[str, typer.Option("--args", help="HaloAttention arguments: block,halo[,dim_head,heads].")] = "2,1",
+    args: Annotated[str, typer.Option("--args", help=f"{MODULE.class_name} arguments: block,halo[,dim_head,heads].")] = "2,1",
     layout: Annotated[
         Optional[str],
         typer.Option(
@@ -172,7 +173,7 @@ def apply(
             show_default=False,
         ),
     ] = None,
-    adopt: Annotated[bool, typer.Option("--adopt", help="Take over a hand-made (tutorial) HaloAttention install.")] = False,
+    adopt: Annotated[bool, typer.Option("--adopt", help=f"Take over a hand-made (tutorial) {MODULE.class_name} install.")] = False,
 ) -> None:
     """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
     from halo_patch.commands import apply as cmd
@@ -224,7 +225,7 @@ def verify(
         Optional[str],
         typer.Option(
             "--base",
-            help="Check only the HaloAttention yamls apply wrote for these bases, comma-separated (yolo11-seg,yolo11-pose). "
+            help=f"Check only the {MODULE.class_name} yamls apply wrote for these bases, comma-separated (yolo11-seg,yolo11-pose). "
             "Default: every one.",
             show_default=False,
         ),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from halo_patch import ownership, plan, transforms
+from halo_patch.modules import SPECS
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import Removal, SourceFile
 from halo_patch.transforms.source import decode_source, encode_source
@@ -64,7 +65,7 @@ def model_yamls(target: UltralyticsTarget) -> list[Path]:
     models = target.package_dir / "cfg" / "models"
     if not models.is_dir():
         return []
-    names = ("*/*-HaloAttention.yaml", "*/*-HaloAttention-halo-patch.yaml")
+    names = [f"*/*{suffix}.yaml" for spec in SPECS for suffix in (spec.yaml_suffix, spec.adopt_suffix)]
     return sorted({p for pattern in names for p in models.glob(pattern)})
 
 
@@ -88,7 +89,7 @@ register_python_edit(
 )
 register_created_file(
     CreatedFile(
-        "HaloAttention module",
+        f"{plan.MODULE.class_name} module",
         lambda t: [plan.module_path(t, layout) for layout in plan.LAYOUTS],
         lambda b: as_lf(b) == plan.module_template(),
     )

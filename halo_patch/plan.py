@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 from halo_patch import model_yaml, ownership, transforms, tutorial
 from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
+from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
 from halo_patch.transforms.modules_export import add_modules_export
 from halo_patch.transforms.user_imports import drop_package_imports, drop_tasks_imports
 from halo_patch.transforms.source import decode_source, encode_source
 
-MODULE_TEMPLATE = "halo_attention.py"
 PACKAGE_INIT = '"""Modules added to Ultralytics by halo-patch (`halo-patch revert` removes them)."""\n\n'
 LAYOUTS = ("addmodules", "modules")
 
@@ -54,7 +53,7 @@ class Plan:
 
 
 def module_template() -> bytes:
-    return files("halo_patch.templates").joinpath(MODULE_TEMPLATE).read_bytes()
+    return MODULE.template_bytes()
 
 
 def tree_newline(target: UltralyticsTarget) -> bytes:
@@ -112,13 +111,6 @@ def plan_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOpti
 
 def _read(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
-
-
-def _decode(data: bytes, path: Path) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AnchorError(f"{path}: not UTF-8 text; expected an Ultralytics source file") from None
 
 
 def where(target: UltralyticsTarget, path: Path) -> str:
@@ -188,7 +180,7 @@ def _plan_yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, new
             f"{where(target, model.path)}: {target.relative(clash[0])} has the same name, and Ultralytics finds "
             "model yamls by name; expected a unique name: rename your base yaml"
         )
-    what = f"model yaml, HaloAttention at layer {', '.join(str(i.index) for i in model.inserted)}"
+    what = f"model yaml, {MODULE.class_name} at layer {', '.join(str(i.index) for i in model.inserted)}"
     return FileChange(model.path, before, after, what, True)
 
 
@@ -196,8 +188,8 @@ def refuse_tutorial(target: UltralyticsTarget, install: tutorial.TutorialInstall
     """The one-line refusal of apply (without --adopt) on a tree with a hand-made install."""
     first = install.modules[0].path if install.modules else target.root / install.findings[0].path
     return AdoptError(
-        f"{first}: a HaloAttention installed by hand is already there (listed above); "
-        "run `halo-patch apply --adopt` to put halo-patch's HaloAttention in its place (your files are kept), "
+        f"{first}: a {MODULE.class_name} installed by hand is already there (listed above); "
+        f"run `halo-patch apply --adopt` to put halo-patch's {MODULE.class_name} in its place (your files are kept), "
         "or undo your edits first",
         install.findings,
     )
@@ -209,14 +201,14 @@ def check_adoptable(target: UltralyticsTarget, install: tutorial.TutorialInstall
     for module in install.modules:
         if module.path == ours:
             raise AdoptError(
-                f"{module.path}: your own HaloAttention sits where halo-patch writes its module; "
+                f"{module.path}: your own {MODULE.class_name} sits where halo-patch writes its module; "
                 "rename the file (and its import in Addmodules/__init__.py), then run apply --adopt again",
                 install.findings,
             )
         if module.other_classes:
             raise AdoptError(
                 f"{module.path}: also defines {', '.join(module.other_classes)}, which --adopt would stop importing "
-                "with your HaloAttention; move them to their own file (and import that), then run apply --adopt again",
+                f"with your {MODULE.class_name}; move them to their own file (and import that), then run apply --adopt again",
                 install.findings,
             )
 
@@ -242,7 +234,7 @@ def plan_apply(target: UltralyticsTarget, options: ApplyOptions = ApplyOptions()
     new_tasks, tasks_pristine = new_tasks_source(target, tasks_text, options.layout, user, tasks_src)
     addmodules_init = target.addmodules_dir / "__init__.py"
     nl = tree_newline(target)  # files apply creates follow the tree's line endings
-    wanted = [(module_path(target, options.layout), with_newline(module_template(), nl), "HaloAttention module", True)]
+    wanted = [(module_path(target, options.layout), with_newline(module_template(), nl), f"{MODULE.class_name} module", True)]
     if options.layout == "modules":
         wanted.append(_modules_init_change(target))
         if user and addmodules_init.is_file():
@@ -265,20 +257,22 @@ def _refuse_other_layout(target: UltralyticsTarget, layout: str) -> None:
     path = module_path(target, other)
     if path.is_file() and path.read_bytes() == module_template():
         raise HaloPatchError(
-            f"{path}: HaloAttention is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
+            f"{path}: {MODULE.class_name} is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
         )
 
 
 def _addmodules_init_change(target: UltralyticsTarget, user: frozenset[str], keep_export: bool):
+    """Addmodules/__init__.py with our import (or without the user's, `keep_export` False); a BOM is kept."""
     path = target.addmodules_dir / "__init__.py"
     before = _read(path)
     label = where(target, path)
+    text, bom = (None, False) if before is None else decode_source(before, label)
     if keep_export:
-        after = new_package_init(None if before is None else _decode(before, path), label, user)
-        pristine = before is None or not transforms.has_package_import(SourceFile.parse(_decode(before, path), label))
-        return path, after.encode(), "Addmodules package import", pristine
-    after = drop_package_imports(SourceFile.parse(_decode(before, path), label), user, keep_export=False).code
-    return path, after.encode(), "Addmodules: your HaloAttention no longer imported", True
+        after = new_package_init(text, label, user)
+        pristine = text is None or not transforms.has_package_import(SourceFile.parse(text, label))
+        return path, encode_source(after, bom), "Addmodules package import", pristine
+    after = drop_package_imports(SourceFile.parse(text, label), user, keep_export=False).code
+    return path, encode_source(after, bom), f"Addmodules: your {MODULE.class_name} no longer imported", True
 
 
 def _modules_init_change(target: UltralyticsTarget):
@@ -286,6 +280,7 @@ def _modules_init_change(target: UltralyticsTarget):
     before = _read(path)
     if before is None:
         raise AnchorError(f"{where(target, path)}: missing; expected Ultralytics' nn/modules package")
-    src = SourceFile.parse(_decode(before, path), where(target, path))
+    text, bom = decode_source(before, where(target, path))
+    src = SourceFile.parse(text, where(target, path))
     pristine = not transforms.has_modules_export(src)
-    return path, add_modules_export(src).code.encode(), "nn/modules export", pristine
+    return path, encode_source(add_modules_export(src).code, bom), "nn/modules export", pristine

@@ -129,7 +129,7 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
             target, "Addmodules import", init, _parse(target, init), transforms.has_package_import, transforms.remove_package_import, unchanged
         )
     rows = [
-        _file_change(target, "HaloAttention module", plan.module_path(target, layout), plan.module_template()),
+        _file_change(target, f"{plan.MODULE.class_name} module", plan.module_path(target, layout), plan.module_template()),
         export,
         _python_change(
             target, "tasks.py import", target.tasks_py, tasks, lambda src: transforms.binds_class(src, package),
@@ -179,7 +179,7 @@ def _model_yaml_changes(target: UltralyticsTarget, manifest: journal.Manifest | 
     try:
         path = plan.plan_model_yaml(target).path
     except HaloPatchError:
-        path = target.models11_dir / "yolo11-HaloAttention.yaml"
+        path = target.models11_dir / f"yolo11{plan.MODULE.yaml_suffix}.yaml"
     return [ChangeState("model yaml", target.relative(path), ABSENT, "file missing")]
 
 

@@ -95,7 +95,7 @@ def find_tutorial_install(
     tasks_lines = [l for l in import_lines(tasks, TASKS_PACKAGE) if _is_foreign_import(l, user, bool(init_lines))] if tasks else []
     imported = {l.module for l in init_lines + tasks_lines}
     findings = [
-        Finding("HaloAttention module", target.relative(m.path), _describe(m, m.module in imported), m.module in imported)
+        Finding(f"{CLASS_NAME} module", target.relative(m.path), _describe(m, m.module in imported), m.module in imported)
         for m in modules
     ]
     findings += [Finding("Addmodules import", target.relative(init), _render(init_src, l.index), True) for l in init_lines]
@@ -104,7 +104,7 @@ def find_tutorial_install(
     if branch is not None and (not branch.ours or modules):  # our exact form alone is no sign of a hand-made install
         verdict = "builds it as halo-patch does (reused)" if branch.equivalent else "builds it with other arguments than halo-patch's"
         findings.append(Finding("parse_model branch", target.relative(target.tasks_py), f"`{branch.header}` {verdict}", not branch.equivalent))
-    findings += [Finding("model yaml", target.relative(p), "uses HaloAttention; kept as it is", False) for p in user_yamls(target, created)]
+    findings += [Finding("model yaml", target.relative(p), f"uses {CLASS_NAME}; kept as it is", False) for p in user_yamls(target, created)]
     return TutorialInstall(modules, tuple(findings), branch)
 
 
@@ -129,7 +129,7 @@ def _render(src: SourceFile, index: int) -> str:
 
 
 def _describe(module: UserModule, in_use: bool) -> str:
-    head = "defines class HaloAttention" + ("" if in_use else ", kept but no longer imported (its checkpoints still load)")
+    head = f"defines class {CLASS_NAME}" + ("" if in_use else ", kept but no longer imported (its checkpoints still load)")
     if module.defects:
         head += "; the tutorial's module: " + "; ".join(module.defects)
     if module.other_classes:

@@ -13,9 +13,7 @@ from halo_patch.errors import AdoptError, DriftError, HaloPatchError
 from halo_patch.model_yaml.report import print_model_yaml
 from halo_patch.plan import ApplyOptions, Plan, detect_layout, plan_apply
 from halo_patch.target import find_target, require_writable
-
-
-ARGS_USAGE = "expected block,halo[,dim_head,heads] as integers: block 1 to 64, halo 0 to 64, dim_head and heads 1 to 4096; e.g. 2,1"
+from halo_patch.modules import DEFAULT as MODULE
 
 
 def options_from_cli(base: str, after: list[int] | None, args: str, layout: str | None, adopt: bool) -> ApplyOptions:
@@ -23,12 +21,9 @@ def options_from_cli(base: str, after: list[int] | None, args: str, layout: str 
 
     `layout` None: decided in `run`, from the tree (the layout it is patched with, else addmodules)."""
     try:
-        numbers = tuple(int(a) for a in args.split(","))
-    except ValueError:
-        raise HaloPatchError(f"--args {args!r}: {ARGS_USAGE}") from None
-    lows, highs = (1, 0, 1, 1), (64, 64, 4096, 4096)
-    if len(numbers) not in (2, 3, 4) or any(not lo <= n <= hi for n, lo, hi in zip(numbers, lows, highs)):
-        raise HaloPatchError(f"--args {args!r}: {ARGS_USAGE}")
+        numbers = MODULE.parse_args(args)
+    except ValueError as exc:
+        raise HaloPatchError(f"--args {args!r}: {exc}") from None
     if layout not in (None, "addmodules", "modules"):
         raise HaloPatchError(f"--layout {layout!r}: expected addmodules or modules")
     return ApplyOptions(base=base, after=tuple(after or ()), args=numbers, layout=layout or "", adopt=adopt)
@@ -46,7 +41,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         report.print_recovered(console, journal.recover(target))
         plan = _plan(target, options, console)
         if plan.empty:
-            console.print("HaloAttention is already applied; nothing to change.")
+            console.print(f"{MODULE.class_name} is already applied; nothing to change.")
             return 0
         edited = journal_apply.edited_created_files(plan, options)
         if edited:
@@ -61,7 +56,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
             journal_apply.commit_apply(target, plan, options)
         except OSError as exc:
             raise HaloPatchError(f"{journal.describe_failure(exc)}; rolled back, nothing changed") from None
-    t = report.table(f"Applied HaloAttention to {escape(str(target.package_dir))}", ["change", "file", "lines"])
+    t = report.table(f"Applied {MODULE.class_name} to {escape(str(target.package_dir))}", ["change", "file", "lines"])
     for change in plan.changes:
         action = "created" if change.before is None else "modified"
         t.add_row(escape(f"{change.what} ({action})"), escape(target.relative(change.path)), report.line_counts(change.before, change.after))
@@ -91,7 +86,7 @@ def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console:
         console.print(f"[yellow]interrupted {pending.op}[/]: `halo-patch apply` finishes it first.")
     plan = _plan(target, options, console)
     if plan.empty and pending is None:
-        console.print("HaloAttention is already applied; nothing to change.")
+        console.print(f"{MODULE.class_name} is already applied; nothing to change.")
         return 0
     if dry_run:
         for change in plan.changes:
@@ -112,6 +107,6 @@ def _warn_scale_trap(console: Console, target) -> None:
     if hit:
         console.print(
             f"[yellow]warning:[/] {escape(folder)} contains '{hit.group()}': Ultralytics' yaml loader drops the scale letter "
-            "after the first digit in the whole path, so YOLO('yolo11n-HaloAttention.yaml') will not find its file here: "
+            f"after the first digit in the whole path, so YOLO('yolo11n-{MODULE.class_name}.yaml') will not find its file here: "
             "move the tree to a path without a digit followed by n/s/m/l/x."
         )

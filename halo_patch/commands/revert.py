@@ -10,6 +10,7 @@ from rich.markup import escape
 from halo_patch import journal, journal_revert, report
 from halo_patch.errors import DriftError, HaloPatchError
 from halo_patch.target import find_target, require_writable
+from halo_patch.modules import DEFAULT as MODULE
 
 
 def run(target_path: Path | None, force: bool, console: Console) -> int:
@@ -31,13 +32,13 @@ def run(target_path: Path | None, force: bool, console: Console) -> int:
                 "re-run with --force to remove our changes anyway"
             )
         if plan.empty and not target.state_dir.exists():
-            console.print("HaloAttention is not applied; nothing to revert.")
+            console.print(f"{MODULE.class_name} is not applied; nothing to revert.")
             return 0
         try:
             journal_revert.commit_revert(target, plan)
         except OSError as exc:
             raise HaloPatchError(f"{journal.describe_failure(exc)}; rolled back, nothing changed") from None
-    t = report.table(f"Reverted HaloAttention from {escape(str(target.package_dir))}", ["file", "action"])
+    t = report.table(f"Reverted {MODULE.class_name} from {escape(str(target.package_dir))}", ["file", "action"])
     for rel, action in plan.rows:
         t.add_row(escape(rel), escape(action))
     console.print(t)

@@ -13,10 +13,11 @@ import yaml
 from halo_patch import ownership
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.model_yaml.graph import find_row_problem, find_source_problem
+from halo_patch.modules import DEFAULT
 from halo_patch.target import UltralyticsTarget
 
-SUFFIX = "-HaloAttention"
-ADOPT_SUFFIX = "-HaloAttention-halo-patch"  # `apply --adopt`: the user's own <stem>-HaloAttention.yaml stays
+SUFFIX = DEFAULT.yaml_suffix  # `<stem>-<Class>.yaml`
+ADOPT_SUFFIX = DEFAULT.adopt_suffix  # `apply --adopt`: the user's own <stem>-<Class>.yaml stays
 CUSTOM_DIR = "custom"  # where the yaml made from a user's own file goes: <package>/cfg/models/custom/
 POOLING = frozenset({"SPPF", "SPP", "SPPELAN"})
 TASKS = {  # the output layer's module -> task

@@ -12,16 +12,16 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from halo_patch.errors import AnchorError
+from halo_patch.modules import DEFAULT
 
-CLASS_NAME = "HaloAttention"
+CLASS_NAME = DEFAULT.class_name  # the default module's names (the transforms take a spec for others)
 MODULES_IMPORT = "ultralytics.nn.modules"  # the anchor import in tasks.py
 ADDMODULES = "ultralytics.nn.Addmodules"  # where our class lives
-MODULE_STEM = "halo_attention"  # ultralytics/nn/Addmodules/halo_attention.py
+MODULE_STEM = DEFAULT.file_stem  # ultralytics/nn/Addmodules/<stem>.py
 
 BOM = b"\xef\xbb\xbf"
 
-# The body of `elif m is HaloAttention:`: input channels are kept, and passed first.
-BRANCH_SOURCE = f"if m is {CLASS_NAME}:\n    c2 = ch[f]\n    args = [c2, *args]\n"
+BRANCH_SOURCE = DEFAULT.branch_source  # the parse_model branch apply writes (see ModuleSpec.branch_source)
 
 
 @dataclass(frozen=True)
