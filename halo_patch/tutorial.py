@@ -58,7 +58,6 @@ class Finding:
 class TutorialInstall:
     modules: tuple[UserModule, ...]
     findings: tuple[Finding, ...]
-    branch: HaloBranch | None  # the chain's HaloAttention branch, in whatever form
 
     @property
     def found(self) -> bool:
@@ -88,7 +87,7 @@ def find_tutorial_install(
     """
     modules = tuple(_user_modules(target, template))
     user = frozenset(m.module for m in modules)
-    init = target.addmodules_dir / "__init__.py"
+    init = target.addmodules_init
     init_src = read_source(target, init) if init.is_file() else None
     init_lines = [l for l in import_lines(init_src, ADDMODULES) if l.module in user] if init_src is not None else []
     tasks = tasks if tasks is not None else read_source(target, target.tasks_py)
@@ -105,7 +104,7 @@ def find_tutorial_install(
         verdict = "builds it as halo-patch does (reused)" if branch.equivalent else "builds it with other arguments than halo-patch's"
         findings.append(Finding("parse_model branch", target.relative(target.tasks_py), f"`{branch.header}` {verdict}", not branch.equivalent))
     findings += [Finding("model yaml", target.relative(p), f"uses {CLASS_NAME}; kept as it is", False) for p in user_yamls(target, created)]
-    return TutorialInstall(modules, tuple(findings), branch)
+    return TutorialInstall(modules, tuple(findings))
 
 
 def _branch(tasks: SourceFile) -> HaloBranch | None:
@@ -167,7 +166,7 @@ def module_shape(src: SourceFile) -> tuple[bool, bool, tuple[str, ...]] | None:
 def user_yamls(target: UltralyticsTarget, created: frozenset[str] = frozenset()) -> list[Path]:
     """Model yamls under cfg/models/ that use HaloAttention and that apply did not write: no seal line
     (an edited yaml of ours keeps it, its hash no longer matching) and not in `created`."""
-    models = target.package_dir / "cfg" / "models"
+    models = target.models_dir
     out = []
     for path in sorted(models.rglob("*.yaml")) if models.is_dir() else ():
         if not path.is_file():

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import cli
 from conftest import copy_installed, tree_hashes
+from faults import armed
 
 from halo_patch import journal
 
@@ -194,9 +195,8 @@ def test_odd_yolo11_yaml_rows_never_give_a_traceback(tree: Path, old: str, new: 
 
 def test_ctrl_c_exits_130_rolled_back(tree: Path, monkeypatch) -> None:
     pristine = tree_hashes(tree)
-    monkeypatch.setattr(journal, "_ops", 0)
-    monkeypatch.setenv(journal.FAULT_ENV, "20:interrupt")
-    result = cli("apply", "--target", str(tree))
+    with armed("20:interrupt"):
+        result = cli("apply", "--target", str(tree))
     assert result.code == 130 and result.err == "error: interrupted (Ctrl-C); the run was rolled back\n"
     assert tree_hashes(tree) == pristine
 

@@ -12,7 +12,7 @@ import yaml
 from halo_patch import __version__, ownership
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.model_yaml import text as yaml_text
-from halo_patch.model_yaml.bases import SUFFIX, BaseYaml, output_path, resolve_base
+from halo_patch.model_yaml.bases import BaseYaml, output_path, resolve_base
 from halo_patch.model_yaml.channels import compute_output_channels, read_scales
 from halo_patch.model_yaml.graph import Splice, find_splice_problem, read_layers
 from halo_patch.modules import DEFAULT, ModuleSpec

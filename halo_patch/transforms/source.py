@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from halo_patch.errors import AnchorError
+from halo_patch.errors import AnchorError, NotPythonError
 from halo_patch.modules import DEFAULT
 
 CLASS_NAME = DEFAULT.class_name  # the default module's names (the transforms take a spec for others)
@@ -64,7 +64,7 @@ class SourceFile:
         try:
             return cls(cst.parse_module(source), where)
         except cst.ParserSyntaxError as exc:
-            raise AnchorError(f"{where}: not valid Python (line {exc.raw_line}); expected an Ultralytics source") from None
+            raise NotPythonError(f"{where}: not valid Python (line {exc.raw_line}); expected an Ultralytics source") from None
 
 
 def _import_from_module(stmt: cst.CSTNode) -> str | None:

@@ -67,7 +67,7 @@ def write_json(
         "exit_code": code,
         "verdict": Text.from_markup(verdict).plain,
         "seconds": round(seconds, 3),
-        "target": {"package_dir": str(target.package_dir), "kind": target.kind, "ultralytics": target.version},
+        "target": {"package_dir": str(target.package_dir), "kind": target.kind.value, "ultralytics": target.version},
         "interpreter": {
             "python": interpreter.python,
             "pythonpath": None if interpreter.pythonpath is None else str(interpreter.pythonpath),
