@@ -42,8 +42,8 @@ def _reset(trees: dict[str, Path], which: str) -> Path:
 def _count_ops(trees: dict[str, Path], verb: str, tmp_path: Path) -> int:
     work = _reset(trees, "pristine" if verb == "apply" else "applied")
     log = tmp_path / f"{verb}.log"
-    result = run_cli_with_faults("", log, verb, "--target", str(work))
-    assert result.returncode == 0, result.stderr
+    result = _in_process("", verb, "--target", str(work), log=log)
+    assert result.code == 0, result.err
     return len(log.read_text().splitlines())
 
 

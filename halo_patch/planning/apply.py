@@ -16,7 +16,6 @@ from halo_patch import __version__, footprint, journal, tutorial
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.journal import Action, ChangeSet, FileEdit, Manifest, ManifestEntry, Op
 from halo_patch.journal.files import umask
-from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.planning.layout import Layout, detect_layout, module_path, module_template, read_file, tree_newline, where, with_newline
 from halo_patch.planning.options import ApplyOptions
 from halo_patch.planning.plan import Plan, Refusal
@@ -76,15 +75,16 @@ def _file_changes(target: UltralyticsTarget, options: ApplyOptions, model) -> tu
     check_adoptable(target, install, options.layout)
     refuse_other_layout(target, options.layout)
     user = install.user_modules
-    new_tasks, tasks_pristine = new_tasks_source(target, tasks_text, options.layout, user, tasks_src)
+    spec = options.module
+    new_tasks, tasks_pristine = new_tasks_source(target, tasks_text, options.layout, user, tasks_src, spec)
     nl = tree_newline(target)  # files apply creates follow the tree's line endings
-    wanted = [(module_path(target, options.layout), with_newline(module_template(), nl), f"{MODULE.class_name} module", True)]
+    wanted = [(module_path(target, options.layout, spec), with_newline(module_template(spec), nl), f"{spec.class_name} module", True)]
     if options.layout is Layout.MODULES:
-        wanted.append(modules_init_change(target))
+        wanted.append(modules_init_change(target, spec))
         if user and target.addmodules_init.is_file():
-            wanted.append(addmodules_init_change(target, user, keep_export=False))
+            wanted.append(addmodules_init_change(target, user, False, spec))
     else:
-        path, after, what, pristine = addmodules_init_change(target, user, keep_export=True)
+        path, after, what, pristine = addmodules_init_change(target, user, True, spec)
         wanted.append((path, after if path.exists() else with_newline(after, nl), what, pristine))
     wanted.append((target.tasks_py, encode_source(new_tasks, tasks_bom), "import + parse_model branch", tasks_pristine))
     changes = []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from halo_patch import transforms
 from halo_patch.modules import DEFAULT as MODULE
+from halo_patch.modules import ModuleSpec
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
 
@@ -24,8 +25,8 @@ class Layout(str, Enum):
         return self.value
 
 
-def module_template() -> bytes:
-    return MODULE.template_bytes()
+def module_template(spec: ModuleSpec = MODULE) -> bytes:
+    return spec.template_bytes()
 
 
 def tree_newline(target: UltralyticsTarget) -> bytes:
@@ -43,9 +44,9 @@ def with_newline(data: bytes, newline: bytes) -> bytes:
     return data if newline == b"\n" else data.replace(b"\n", newline)
 
 
-def module_path(target: UltralyticsTarget, layout: Layout = Layout.ADDMODULES) -> Path:
+def module_path(target: UltralyticsTarget, layout: Layout = Layout.ADDMODULES, spec: ModuleSpec = MODULE) -> Path:
     """Where the module file goes: nn/Addmodules/ (default) or nn/modules/ (`--layout modules`)."""
-    return module_dir(target, layout) / f"{transforms.MODULE_STEM}.py"
+    return module_dir(target, layout) / f"{spec.file_stem}.py"
 
 
 def module_dir(target: UltralyticsTarget, layout: Layout) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from halo_patch.modules import DEFAULT
+from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.planning.layout import Layout
 
 
@@ -17,3 +17,4 @@ class ApplyOptions:
     args: tuple[int, ...] = DEFAULT.default_args  # --args: the module's yaml arguments
     layout: Layout | None = Layout.ADDMODULES  # --layout (None: the layout the tree is patched with)
     adopt: bool = False  # --adopt: take over a hand-made (tutorial) install of the module
+    module: ModuleSpec = DEFAULT  # what apply installs

@@ -8,6 +8,7 @@ from pathlib import Path
 from halo_patch import model_yaml, ownership, transforms, tutorial
 from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
 from halo_patch.modules import DEFAULT as MODULE
+from halo_patch.modules import ModuleSpec
 from halo_patch.planning.layout import PACKAGE_INIT, Layout, class_package, module_path, module_template, read_file, where, with_newline
 from halo_patch.planning.options import ApplyOptions
 from halo_patch.target import UltralyticsTarget
@@ -34,9 +35,10 @@ def choose_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOp
     A file of our name that halo-patch never wrote (a tutorial's yolo11-HaloAttention.yaml, no seal
     line) is kept: ours is then <stem>-HaloAttention-halo-patch.yaml (Ultralytics finds yamls by bare
     name, so the two must differ). A file we wrote and the user edited since is refused at apply."""
-    model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args)
+    spec = options.module
+    model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, module=spec)
     if any(not p.read_bytes().startswith(ownership.SEAL_PREFIX) for p in target.package_dir.rglob(model.path.name) if p.is_file()):
-        model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, model_yaml.ADOPT_SUFFIX)
+        model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, spec.adopt_suffix, spec)
     return model
 
 
@@ -46,14 +48,15 @@ def new_tasks_source(
     layout: Layout = Layout.ADDMODULES,
     user_modules: frozenset[str] = frozenset(),
     parsed: SourceFile | None = None,
+    spec: ModuleSpec = MODULE,
 ) -> tuple[str, bool]:
     """tasks.py with one import of our class and the parse_model branch, compiled to prove it is valid
     Python; and whether the source held neither of our edits (its backup is an original).
     `parsed`: `source` already parsed (libcst takes ~0.3 s on tasks.py)."""
     src = parsed if parsed is not None else SourceFile.parse(source, where(target, target.tasks_py))
     package = class_package(layout)
-    pristine = not transforms.has_class_import(src, package) and not _has_our_branch(src)
-    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package), package))
+    pristine = not transforms.has_class_import(src, package, spec) and not _has_our_branch(src, spec)
+    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package), package, spec), spec)
     if edited is src:  # nothing to change: skip codegen, the slowest step
         return source, pristine
     result = edited.code
@@ -61,20 +64,20 @@ def new_tasks_source(
     return result, pristine
 
 
-def _has_our_branch(src: SourceFile) -> bool:
+def _has_our_branch(src: SourceFile, spec: ModuleSpec) -> bool:
     try:
-        found = transforms.find_halo_branch(src)
+        found = transforms.find_halo_branch(src, spec)
     except AnchorError:
         return False
     return found is not None and found.ours
 
 
-def new_package_init(source: str | None, label: str, user_modules: frozenset[str] = frozenset()) -> str:
+def new_package_init(source: str | None, label: str, user_modules: frozenset[str] = frozenset(), spec: ModuleSpec = MODULE) -> str:
     """Addmodules/__init__.py with our import (created when missing), without imports of the user's module."""
     if source is None:
-        return PACKAGE_INIT + transforms.PACKAGE_IMPORT
+        return PACKAGE_INIT + spec.package_import
     src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True)
-    return transforms.add_package_import(src).code
+    return transforms.add_package_import(src, spec).code
 
 
 def yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, newline: bytes = b"\n") -> FileChange | None:
@@ -98,7 +101,7 @@ def yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, newline: 
             f"{where(target, model.path)}: {target.relative(clash[0])} has the same name, and Ultralytics finds "
             "model yamls by name; expected a unique name: rename your base yaml"
         )
-    what = f"model yaml, {MODULE.class_name} at layer {', '.join(str(i.index) for i in model.inserted)}"
+    what = f"model yaml, {model.module.class_name} at layer {', '.join(str(i.index) for i in model.inserted)}"
     return FileChange(model.path, before, after, what, True)
 
 
@@ -140,27 +143,27 @@ def refuse_other_layout(target: UltralyticsTarget, layout: Layout) -> None:
         )
 
 
-def addmodules_init_change(target: UltralyticsTarget, user: frozenset[str], keep_export: bool):
+def addmodules_init_change(target: UltralyticsTarget, user: frozenset[str], keep_export: bool, spec: ModuleSpec = MODULE):
     """Addmodules/__init__.py with our import (or without the user's, `keep_export` False); a BOM is kept."""
     path = target.addmodules_init
     before = read_file(path)
     label = where(target, path)
     text, bom = (None, False) if before is None else decode_source(before, label)
     if keep_export:
-        after = new_package_init(text, label, user)
-        pristine = text is None or not transforms.has_package_import(SourceFile.parse(text, label))
+        after = new_package_init(text, label, user, spec)
+        pristine = text is None or not transforms.has_package_import(SourceFile.parse(text, label), spec)
         return path, encode_source(after, bom), "Addmodules package import", pristine
     after = drop_package_imports(SourceFile.parse(text, label), user, keep_export=False).code
     return path, encode_source(after, bom), f"Addmodules: your {MODULE.class_name} no longer imported", True
 
 
-def modules_init_change(target: UltralyticsTarget):
+def modules_init_change(target: UltralyticsTarget, spec: ModuleSpec = MODULE):
     path = target.modules_init
     before = read_file(path)
     if before is None:
         raise AnchorError(f"{where(target, path)}: missing; expected Ultralytics' nn/modules package")
     text, bom = decode_source(before, where(target, path))
     src = SourceFile.parse(text, where(target, path))
-    pristine = not transforms.has_modules_export(src)
-    return path, encode_source(add_modules_export(src).code, bom), "nn/modules export", pristine
+    pristine = not transforms.has_modules_export(src, spec)
+    return path, encode_source(add_modules_export(src, spec).code, bom), "nn/modules export", pristine
 
