@@ -163,7 +163,10 @@ def apply(
     after: Annotated[
         Optional[list[int]], typer.Option("--after", help=f"Insert {MODULE.class_name} after this layer (repeatable). Default: before SPPF.")
     ] = None,
-    args: Annotated[str, typer.Option("--args", help=f"{MODULE.class_name} arguments: block,halo[,dim_head,heads].")] = "2,1",
+    args: Annotated[
+        Optional[str],
+        typer.Option("--args", help=f"The layer's yaml arguments; {MODULE.class_name}: block,halo[,dim_head,heads] (default 2,1).", show_default=False),
+    ] = None,
     layout: Annotated[
         Optional[str],
         typer.Option(
@@ -174,12 +177,30 @@ def apply(
         ),
     ] = None,
     adopt: Annotated[bool, typer.Option("--adopt", help=f"Take over a hand-made (tutorial) {MODULE.class_name} install.")] = False,
+    module: Annotated[
+        Optional[Path], typer.Option("--module", help=f"A tutorial's module file to install instead of {MODULE.class_name}.", show_default=False)
+    ] = None,
+    class_name: Annotated[
+        Optional[str], typer.Option("--class", help="With --module: the class to build (default: its only nn.Module class).", show_default=False)
+    ] = None,
+    channels: Annotated[
+        Optional[str],
+        typer.Option("--channels", help="With --module: same | out | none (default: read from the constructor).", show_default=False),
+    ] = None,
+    replace: Annotated[
+        Optional[int], typer.Option("--replace", help="Put the layer in place of layer N (keeps its `from` and every edge).", show_default=False)
+    ] = None,
 ) -> None:
-    """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
+    """Add HaloAttention (or a tutorial's module, --module): module file, tasks.py import + parse_model branch, a model yaml with the layer."""
     from halo_patch.commands import apply as cmd
 
     def run(console) -> int:  # the flags are checked inside the error boundary: a bad --args is one line, exit 2
-        return cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt), console)
+        from halo_patch.errors import HaloPatchError
+
+        if module is None and (class_name is not None or channels is not None):
+            raise HaloPatchError("--class/--channels: expected together with --module FILE.py")
+        spec = MODULE if module is None else cmd.user_module(target, module, class_name, channels, layout, console)
+        return cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt, spec, replace), console)
 
     _run(run)
 
@@ -203,11 +224,14 @@ def revert(
             "Never writes an old release's tasks.py over a newer one.",
         ),
     ] = False,
+    module: Annotated[
+        Optional[str], typer.Option("--module", help="Take out only this module (its class name); the others stay byte for byte.", show_default=False)
+    ] = None,
 ) -> None:
-    """Take HaloAttention out again: our nodes out of tasks.py (your own edits stay), our files deleted."""
+    """Take HaloAttention (and every --module) out again: our nodes out of tasks.py (your own edits stay), our files deleted."""
     from halo_patch.commands import revert as cmd
 
-    _run(cmd.run, target, force)
+    _run(lambda console: cmd.run(target, force, console, module))
 
 
 @app.command()

@@ -129,12 +129,14 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     unchanged = frozenset(journal.trusted_entries(target, manifest))  # exactly as apply wrote them
     if manifest is not None:  # files apply did not edit hold no edit of ours (an adopted install's lines)
         recorded = {e.path for e in manifest.files}
-        python_files = [target.relative(edit.locate(target)) for edit in footprint.PYTHON_EDITS]
+        python_files = [target.relative(edit.locate(target)) for edit in footprint.python_edits(target)]
         unchanged |= {rel for rel in python_files if rel not in recorded}
     tasks_src = tasks if isinstance(tasks, SourceFile) else None
     layout = plan.detect_layout(target, tasks_src)
     rows = [_file_change(target, f"{plan.MODULE.class_name} module", plan.module_path(target, layout), plan.module_template())]
-    for edit in footprint.PYTHON_EDITS:  # every node of ours the table lists for this layout
+    users = [s for s in footprint.tree_specs(target) if s.is_user]  # each module its own rows: `--module` installs
+    rows += [_file_change(target, f"{s.class_name} module", plan.module_path(target, layout, s), plan.module_template(s)) for s in users]
+    for edit in footprint.python_edits(target):  # every node of ours the table lists for this layout
         path = edit.locate(target)
         nodes = [n for n in edit.nodes if layout in n.layouts]
         src = (tasks if path == target.tasks_py else _parse(target, path)) if nodes else None

@@ -16,21 +16,49 @@ from halo_patch.planning.options import ApplyOptions
 from halo_patch.planning.plan import Plan
 from halo_patch.target import find_target, require_writable
 from halo_patch.modules import DEFAULT as MODULE
+from halo_patch.modules import ModuleSpec
+from halo_patch.planning.layout import detect_layout
+from halo_patch.planning.user_module import load_for_target
 
 
-def options_from_cli(base: str, after: list[int] | None, args: str, layout: str | None, adopt: bool) -> ApplyOptions:
+def options_from_cli(
+    base: str,
+    after: list[int] | None,
+    args: str | None,
+    layout: str | None,
+    adopt: bool,
+    module: ModuleSpec = MODULE,
+    replace: int | None = None,
+) -> ApplyOptions:
     """The apply flags as ApplyOptions; a malformed flag is a usage error (exit 2, one line).
 
     `layout` None: the planner keeps the layout the tree is patched with (else addmodules)."""
+    if args is None:
+        args = ",".join(str(a) for a in module.default_args)
     try:
-        numbers = MODULE.parse_args(args)
+        numbers = module.parse_args(args)
     except ValueError as exc:
         raise HaloPatchError(f"--args {args!r}: {exc}") from None
     try:
         chosen = None if layout is None else Layout(layout)
     except ValueError:
         raise HaloPatchError(f"--layout {layout!r}: expected addmodules or modules") from None
-    return ApplyOptions(base=base, after=tuple(after or ()), args=numbers, layout=chosen, adopt=adopt)
+    if replace is not None and after:
+        raise HaloPatchError("--replace: expected either --after or --replace, not both")
+    return ApplyOptions(base=base, after=tuple(after or ()), args=numbers, layout=chosen, adopt=adopt, module=module, replace=replace)
+
+
+def user_module(target_path: Path | None, path: Path, class_name: str | None, channels: str | None, layout: str | None, console: Console) -> ModuleSpec:
+    """`--module FILE.py` checked against the target (exit 2, one line, nothing written, when it is not); the
+    channel rule chosen is printed."""
+    target = find_target(target_path)
+    try:
+        chosen = Layout(layout) if layout is not None else detect_layout(target)
+    except ValueError:
+        raise HaloPatchError(f"--layout {layout!r}: expected addmodules or modules") from None
+    loaded = load_for_target(target, path, class_name, channels, chosen)
+    console.print(f"{escape(loaded.spec.class_name)}: channels {loaded.spec.channels.value} ({escape(loaded.chosen)})", highlight=False, soft_wrap=True)
+    return loaded.spec
 
 
 def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOptions, console: Console) -> int:
@@ -43,7 +71,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         report.print_recovered(console, journal.recover(target))
         plan = _plan(target, options, console)
         if plan.empty:
-            console.print(f"{MODULE.class_name} is already applied; nothing to change.")
+            console.print(f"{options.module.class_name} is already applied; nothing to change.")
             return 0
         if plan.refused:
             for r in plan.refused:
@@ -53,7 +81,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
             journal.commit(plan.changes)
         except OSError as exc:
             raise HaloPatchError(f"{journal.describe_failure(exc)}; rolled back, nothing changed") from None
-    t = report.table(f"Applied {MODULE.class_name} to {escape(str(target.package_dir))}", ["change", "file", "lines"])
+    t = report.table(f"Applied {options.module.class_name} to {escape(str(target.package_dir))}", ["change", "file", "lines"])
     for edit in plan.rows:
         action = "created" if edit.created else "modified"
         t.add_row(escape(f"{edit.why} ({action})"), escape(edit.rel), report.line_counts(edit.before, edit.after))
@@ -83,7 +111,7 @@ def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console:
         console.print(f"[yellow]interrupted {pending.op}[/]: `halo-patch apply` finishes it first.")
     plan = _plan(target, options, console, preview=True)
     if plan.empty and pending is None:
-        console.print(f"{MODULE.class_name} is already applied; nothing to change.")
+        console.print(f"{options.module.class_name} is already applied; nothing to change.")
         return 0
     if dry_run:
         for edit in plan.rows:

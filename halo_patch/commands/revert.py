@@ -12,15 +12,23 @@ from halo_patch.planning.revert import plan_revert
 from halo_patch.errors import DriftError, HaloPatchError
 from halo_patch.target import find_target, require_writable
 from halo_patch.modules import DEFAULT as MODULE
+from halo_patch.planning.user_module import find_spec, tree_specs
 
 
-def run(target_path: Path | None, force: bool, console: Console) -> int:
+def run(target_path: Path | None, force: bool, console: Console, module: str | None = None) -> int:
     target = find_target(target_path, leftovers=True)
     report.print_target(console, target)
     require_writable(target)
+    only = None
+    if module is not None:
+        only = find_spec(target, module)
+        if only is None:
+            names = ", ".join(s.class_name for s in tree_specs(target))
+            raise HaloPatchError(f"--module {module}: no such module in {target.package_dir}; expected one of {names}")
+    name = only.class_name if only is not None else MODULE.class_name
     with journal.locked(target, on_wait=lambda: report.print_waiting(console, target)):
         report.print_recovered(console, journal.recover(target))
-        plan = plan_revert(target, force)
+        plan = plan_revert(target, force, only)
         for note in plan.notes:
             console.print(f"[yellow]note:[/] {escape(note)}")
         if plan.refused:
@@ -28,13 +36,13 @@ def run(target_path: Path | None, force: bool, console: Console) -> int:
                 report.print_diff(console, r.rel, r.diff_from, r.diff_to)
             raise DriftError(plan.refusal)
         if plan.empty and not target.state_dir.exists():
-            console.print(f"{MODULE.class_name} is not applied; nothing to revert.")
+            console.print(f"{name} is not applied; nothing to revert.")
             return 0
         try:
             journal.commit(plan.changes)
         except OSError as exc:
             raise HaloPatchError(f"{journal.describe_failure(exc)}; rolled back, nothing changed") from None
-    t = report.table(f"Reverted {MODULE.class_name} from {escape(str(target.package_dir))}", ["file", "action"])
+    t = report.table(f"Reverted {name} from {escape(str(target.package_dir))}", ["file", "action"])
     for edit in plan.rows:
         t.add_row(escape(edit.rel), escape(edit.why))
     console.print(t)

@@ -126,19 +126,21 @@ def is_path(spec: str) -> bool:
     return "/" in spec or "\\" in spec or spec.endswith((".yaml", ".yml"))
 
 
-def resolve_base(target: UltralyticsTarget, spec: str) -> BaseYaml:
+def resolve_base(target: UltralyticsTarget, spec: str, module_name: str | None = None) -> BaseYaml:
     """The base `--base` names: a yaml stem from the target's cfg/models/, or a path to any yaml.
-    A bare file name that is not a file here (`yolo11-seg.yaml`) is taken as the name `yolo11-seg`."""
+    A bare file name that is not a file here (`yolo11-seg.yaml`) is taken as the name `yolo11-seg`.
+    A yaml halo-patch wrote is a base only for another module (`module_name` not in its name): stacking."""
     bare = "/" not in spec and "\\" not in spec
     if is_path(spec) and bare and not Path(spec).expanduser().exists():
         spec = Path(spec).stem
     if is_path(spec):
         path = Path(spec).expanduser().resolve()
         inside = models_dir(target).resolve()
-        if path.is_file() and inside in path.parents and not _is_ours(path):
+        stacks = module_name is not None and module_name not in path.stem.split("-")[1:]
+        if path.is_file() and inside in path.parents and (stacks or not _is_ours(path)):
             return _own_base(target, path)
         model = read_model(path, str(path))
-        if path.is_file() and _is_ours(path):
+        if path.is_file() and _is_ours(path) and not stacks:
             raise HaloPatchError(f"{path}: written by halo-patch; pass the yaml it was made from as --base")
         return BaseYaml(str(path), path, str(path), model, len(model["backbone"]), own=False)
     paths = own_yaml_paths(target)

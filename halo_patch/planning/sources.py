@@ -9,6 +9,7 @@ from halo_patch import model_yaml, ownership, transforms, tutorial
 from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
 from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.modules import ModuleSpec
+from halo_patch.model_yaml.replace import plan_replace_yaml
 from halo_patch.planning.layout import PACKAGE_INIT, Layout, class_package, module_path, module_template, read_file, where, with_newline
 from halo_patch.planning.options import ApplyOptions
 from halo_patch.target import UltralyticsTarget
@@ -36,9 +37,15 @@ def choose_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOp
     line) is kept: ours is then <stem>-HaloAttention-halo-patch.yaml (Ultralytics finds yamls by bare
     name, so the two must differ). A file we wrote and the user edited since is refused at apply."""
     spec = options.module
-    model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, module=spec)
+
+    def plan(suffix: str | None = None) -> model_yaml.YamlPlan:
+        if options.replace is not None:
+            return plan_replace_yaml(target, options.base, options.replace, options.args, spec, suffix)
+        return model_yaml.plan_model_yaml(target, options.base, options.after, options.args, suffix, spec)
+
+    model = plan()
     if any(not p.read_bytes().startswith(ownership.SEAL_PREFIX) for p in target.package_dir.rglob(model.path.name) if p.is_file()):
-        model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, spec.adopt_suffix, spec)
+        model = plan(spec.adopt_suffix)
     return model
 
 
@@ -101,7 +108,8 @@ def yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, newline: 
             f"{where(target, model.path)}: {target.relative(clash[0])} has the same name, and Ultralytics finds "
             "model yamls by name; expected a unique name: rename your base yaml"
         )
-    what = f"model yaml, {model.module.class_name} at layer {', '.join(str(i.index) for i in model.inserted)}"
+    where_ = ", ".join(str(i.index) for i in model.inserted)
+    what = f"model yaml, {model.module.class_name} {'in place of' if 'replaced' in model.inserted[0].after_module else 'at'} layer {where_}"
     return FileChange(model.path, before, after, what, True)
 
 
@@ -134,12 +142,12 @@ def check_adoptable(target: UltralyticsTarget, install: tutorial.TutorialInstall
             )
 
 
-def refuse_other_layout(target: UltralyticsTarget, layout: Layout) -> None:
+def refuse_other_layout(target: UltralyticsTarget, layout: Layout, spec: ModuleSpec = MODULE) -> None:
     other = Layout.ADDMODULES if layout is Layout.MODULES else Layout.MODULES
-    path = module_path(target, other)
-    if path.is_file() and path.read_bytes() == module_template():
+    path = module_path(target, other, spec)
+    if path.is_file() and path.read_bytes().replace(b"\r\n", b"\n") == module_template(spec):
         raise HaloPatchError(
-            f"{path}: {MODULE.class_name} is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
+            f"{path}: {spec.class_name} is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
         )
 
 
