@@ -269,11 +269,14 @@ def verify(
     ] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write a machine-readable report to this file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+    module: Annotated[
+        Optional[str], typer.Option("--module", help="Check the yamls of this module (`apply --module`), by class name.", show_default=False)
+    ] = None,
 ) -> None:
     """Prove, in the target's own Python, that the patched Ultralytics builds, runs and trains. Exit 0 passed, 1 failed."""
     from halo_patch.commands import verify as cmd
 
-    _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet, base)
+    _run(lambda console: cmd.run(target, scale, device, imgsz, train, export, json_path, quiet, base, console, module))
 
 
 def main() -> None:

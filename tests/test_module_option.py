@@ -77,6 +77,12 @@ def test_three_modules_stacked_trained_and_reverted_one_at_a_time(tree, tmp_path
     shuffle = result["yolo11n-ChannelShuffle.yaml"]
     assert shuffle["layers"] == ["ChannelShuffle"] and shuffle["n_params"] == [0] and shuffle["out_grad"][0] > 0
 
+    out = _ok("verify", "--target", str(root), "--module", "SPPELANBlock", "--imgsz", "128")
+    assert "build yolo11n-SPPELANBlock-SEBlock" in out and "build yolo11n-SPPELANBlock " in out
+    assert "non-zero gradients on all 6 SPPELANBlock tensors" in out and "verify passed: SPPELANBlock works" in out
+    out = _ok("verify", "--target", str(root), "--module", "ChannelShuffle", "--imgsz", "128")
+    assert "ChannelShuffle has no parameters; gradients flow through all 1 of its outputs" in out
+
     _ok("revert", "--target", str(root), "--module", "ChannelShuffle")
     assert _files(root) == after_se  # every byte of the other two kept
     _ok("revert", "--target", str(root), "--module", "SEBlock")
@@ -124,8 +130,9 @@ def test_channels_given_and_revert_of_unknown_module(tree, tmp_path):
     path = tmp_path / "odd_scale.py"
     path.write_text(REFUSALS["unknown_rule"][0])
     before = tree_hashes(root)
-    r = run_cli("revert", "--target", str(root), "--module", "Odd")
-    assert r.returncode == 2 and "--module Odd: no such module" in r.stderr
+    for verb in ("revert", "verify"):
+        r = run_cli(verb, "--target", str(root), "--module", "Odd")
+        assert r.returncode == 2 and "--module Odd: no such module" in r.stderr, r.stderr
     out = _ok("apply", "--target", str(root), "--module", str(path), "--channels", "none", "--args", "2,3")
     assert "Odd: channels none (--channels none)" in out
     _ok("revert", "--target", str(root), "--module", "Odd")
