@@ -51,6 +51,7 @@ class StatusReport:
     notes: tuple[str, ...] = ()  # state dir problems, version/path mismatches, pristine per RECORD
     state_trusted: bool = True  # False: the state dir holds something halo-patch did not write
     findings: tuple[tutorial.Finding, ...] = ()  # a hand-made HaloAttention install (see halo_patch.tutorial)
+    others: tuple = ()  # (class name, findings): hand-made installs of other modules (not part of the verdict)
 
     @property
     def hand_made_in_use(self) -> bool:
@@ -160,8 +161,9 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         notes.append("tasks.py is the installed wheel's original (matches its RECORD)")
     created = frozenset(e.path for e in manifest.files if e.action is Action.CREATED) if manifest else frozenset()
     install = tutorial.find_tutorial_install(target, plan.module_template(), tasks_src, created)
+    others = tutorial.find_other_installs(target, tasks_src, created)
     return StatusReport(
-        target, tuple(rows), None if pending is None else pending.op, tuple(notes), trusted, install.findings
+        target, tuple(rows), None if pending is None else pending.op, tuple(notes), trusted, install.findings, others
     )
 
 

@@ -63,8 +63,11 @@ def test_three_modules_stacked_trained_and_reverted_one_at_a_time(tree, tmp_path
     assert _rows(models / "yolo11-ChannelShuffle.yaml")[7] == [-1, 1, "ChannelShuffle", []]
 
     status = run_cli("status", "--target", str(root))
-    for name in ("SPPELANBlock", "SEBlock", "ChannelShuffle"):
+    assert status.returncode == 0, status.stdout
+    for name, stem in (("SPPELANBlock", "sppelan_block"), ("SEBlock", "se_block"), ("ChannelShuffle", "channel_shuffle")):
         assert f"{name} module" in status.stdout and f"{name} parse_model branch" in status.stdout
+        assert f"{name} (from {stem}.py) is applied." in status.stdout
+    assert "HaloAttention is not applied." in status.stdout
 
     result = train_step(
         root,
@@ -137,3 +140,43 @@ def test_channels_given_and_revert_of_unknown_module(tree, tmp_path):
     assert "Odd: channels none (--channels none)" in out
     _ok("revert", "--target", str(root), "--module", "Odd")
     assert tree_hashes(root) == before
+
+
+def test_hand_made_install_of_another_module_named_adopted_and_reverted(tmp_path):
+    from module_files import SE
+    from tutorial_install import CBAM_MODULE, edit, install_cbam
+
+    root = tmp_path / "tree"
+    package = copy_installed(root)
+    install_cbam(package)  # the tutorial's way: CBAM.py, `from .CBAM import *`, a star import in tasks.py, `elif m is CBAM:`
+    status = run_cli("status", "--target", str(root))
+    assert "CBAM installed by hand:" in status.stdout
+    assert "in use  CBAM module  ultralytics/nn/Addmodules/CBAM.py: defines class CBAM" in status.stdout
+    module = tmp_path / "cbam_block.py"
+    module.write_text(CBAM_MODULE)
+    before = tree_hashes(root)
+    r = run_cli("apply", "--target", str(root), "--module", str(module))  # Ultralytics has a CBAM of its own
+    assert r.returncode == 2 and "class CBAM clashes with an Ultralytics class (ultralytics/nn/modules/conv.py)" in r.stderr
+    assert tree_hashes(root) == before
+
+    addmodules = package / "nn" / "Addmodules"  # SEBlock by hand, beside CBAM, as the SE post does it
+    (addmodules / "SE.py").write_text(SE)
+    (addmodules / "__init__.py").write_text((addmodules / "__init__.py").read_text() + "from .SE import *\n")
+    edit(package / "nn" / "tasks.py", "        else:\n            c2 = ch[f]\n", "        elif m in {SEBlock}:\n            c2 = ch[f]\n            args = [c2, *args]\n        else:\n            c2 = ch[f]\n")
+    hand_made = tree_hashes(root)
+    status = run_cli("status", "--target", str(root))
+    assert "SEBlock installed by hand:" in status.stdout and "in use  SEBlock module  ultralytics/nn/Addmodules/SE.py: defines class SEBlock" in status.stdout
+    assert "`halo-patch apply --module <its file> --adopt` puts halo-patch's SEBlock in its place." in status.stdout
+
+    module = tmp_path / "se_block.py"
+    module.write_text(SE)
+    r = run_cli("apply", "--target", str(root), "--module", str(module))
+    assert r.returncode == 2 and tree_hashes(root) == hand_made
+    assert "a SEBlock installed by hand is already there (listed above); run `halo-patch apply --module ... --adopt`" in r.stderr
+    out = _ok("apply", "--target", str(root), "--module", str(module), "--adopt")
+    assert "SEBlock installed by hand:" in out and "`elif m in {SEBlock}:` builds it as halo-patch does (reused)" in out
+    init = (addmodules / "__init__.py").read_text()
+    assert "from .se_block import SEBlock" in init and "from .SE import *" not in init  # the user's file stays, no longer imported
+    assert "from .CBAM import *" in init and (addmodules / "SE.py").read_text() == SE
+    _ok("revert", "--target", str(root), "--module", "SEBlock")
+    assert tree_hashes(root) == hand_made

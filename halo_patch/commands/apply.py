@@ -96,9 +96,9 @@ def _plan(target, options: ApplyOptions, console: Console, preview: bool = False
     try:
         plan = plan_apply(target, options, preview)
     except AdoptError as exc:
-        report.print_findings(console, exc.findings)
+        report.print_findings(console, exc.findings, options.module.class_name)
         raise
-    report.print_findings(console, plan.findings)
+    report.print_findings(console, plan.findings, options.module.class_name)
     for model in plan.models:
         print_model_yaml(console, target, model)
     return plan

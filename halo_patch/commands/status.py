@@ -7,7 +7,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from halo_patch import report
+from dataclasses import replace
+
+from halo_patch import footprint, report
+from halo_patch.planning.user_module import tree_specs
 from halo_patch.target import find_target
 from halo_patch.tree_status import APPLIED, DRIFTED, check_status
 from halo_patch.modules import DEFAULT as MODULE
@@ -18,14 +21,21 @@ _STYLE = {APPLIED: "green", DRIFTED: "yellow"}
 def run(target_path: Path | None, console: Console) -> int:
     target = find_target(target_path, leftovers=True)
     report.print_target(console, target)
-    status = check_status(target)
-    t = report.table(f"{MODULE.class_name} changes", ["change", "file", "state", "detail"])
-    for c in status.changes:
+    full = check_status(target)
+    users = [s for s in tree_specs(target) if s.is_user]
+    status = replace(full, changes=tuple(c for c in full.changes if not any(_of(c, u) for u in users)))
+    title = ", ".join([MODULE.class_name, *(u.class_name for u in users)])
+    t = report.table(f"{title} changes", ["change", "file", "state", "detail"])
+    for c in full.changes:
         t.add_row(escape(c.change), escape(c.path), f"[{_STYLE.get(c.state, 'red')}]{c.state}[/]", escape(c.detail))
     console.print(t)
     for note in status.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     report.print_findings(console, status.findings)
+    for name, findings in full.others:  # hand-made installs of other modules: named, left as they are
+        report.print_findings(console, findings, name)
+        if any(f.in_use for f in findings):
+            console.print(f"`halo-patch apply --module <its file> --adopt` puts halo-patch's {escape(name)} in its place.", highlight=False)
     if status.hand_made_in_use:
         console.print(f"A {MODULE.class_name} installed by hand is in use; `halo-patch apply --adopt` puts halo-patch's in its place.")
     if status.hand_made_in_use:
@@ -36,5 +46,20 @@ def run(target_path: Path | None, console: Console) -> int:
         verdict = f"partially applied: interrupted {status.interrupted}"
     else:
         verdict = "fully applied" if status.fully_applied else "not applied" if status.nothing_applied else "partially applied"
+    user_ok = True
+    for u in users:  # each module its own change set: its own verdict
+        rows = [c for c in full.changes if _of(c, u)]
+        done = all(c.state == APPLIED for c in rows)
+        user_ok = user_ok and done
+        console.print(f"{u.class_name} (from {u.file_stem}.py) is {'applied' if done else 'partially applied'}.", highlight=False)
     console.print(f"{MODULE.class_name} is {verdict}.")
-    return 0 if status.fully_applied else 1
+    if users and status.nothing_applied and not status.hand_made_in_use:
+        return 0 if user_ok and full.interrupted is None and full.state_trusted else 1
+    return 0 if status.fully_applied and user_ok else 1
+
+
+def _of(change, module) -> bool:
+    """A status row of a user module: its file and nodes (named after it), and the yamls that build it."""
+    if change.change == "model yaml":
+        return footprint.uses_module(Path(change.path), module)
+    return change.change.startswith(f"{module.class_name} ")

@@ -70,10 +70,10 @@ def _file_changes(target: UltralyticsTarget, options: ApplyOptions, model) -> tu
     tasks_text, tasks_bom = decode_source(tasks_before, where(target, target.tasks_py))  # a BOM is kept
     tasks_src = SourceFile.parse(tasks_text, where(target, target.tasks_py))
     spec = options.module
-    install = tutorial.TutorialInstall((), ()) if spec.is_user else tutorial.find_tutorial_install(target, module_template(), tasks_src)
+    install = tutorial.find_tutorial_install(target, module_template(spec), tasks_src, spec=spec)
     if install.found and not options.adopt:
-        raise refuse_tutorial(target, install)
-    check_adoptable(target, install, options.layout)
+        raise refuse_tutorial(target, install, spec)
+    check_adoptable(target, install, options.layout, spec)
     refuse_other_layout(target, options.layout, spec)
     user = install.user_modules
     new_tasks, tasks_pristine = new_tasks_source(target, tasks_text, options.layout, user, tasks_src, spec)

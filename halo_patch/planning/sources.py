@@ -63,7 +63,7 @@ def new_tasks_source(
     src = parsed if parsed is not None else SourceFile.parse(source, where(target, target.tasks_py))
     package = class_package(layout)
     pristine = not transforms.has_class_import(src, package, spec) and not _has_our_branch(src, spec)
-    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package), package, spec), spec)
+    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package, spec.class_name), package, spec), spec)
     if edited is src:  # nothing to change: skip codegen, the slowest step
         return source, pristine
     result = edited.code
@@ -83,7 +83,7 @@ def new_package_init(source: str | None, label: str, user_modules: frozenset[str
     """Addmodules/__init__.py with our import (created when missing), without imports of the user's module."""
     if source is None:
         return PACKAGE_INIT + spec.package_import
-    src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True)
+    src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True, name=spec.class_name)
     return transforms.add_package_import(src, spec).code
 
 
@@ -113,31 +113,32 @@ def yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, newline: 
     return FileChange(model.path, before, after, what, True)
 
 
-def refuse_tutorial(target: UltralyticsTarget, install: tutorial.TutorialInstall) -> AdoptError:
+def refuse_tutorial(target: UltralyticsTarget, install: tutorial.TutorialInstall, spec: ModuleSpec = MODULE) -> AdoptError:
     """The one-line refusal of apply (without --adopt) on a tree with a hand-made install."""
     first = install.modules[0].path if install.modules else target.root / install.findings[0].path
+    adopt = "--adopt" if not spec.is_user else f"--module ... --adopt"
     return AdoptError(
-        f"{first}: a {MODULE.class_name} installed by hand is already there (listed above); "
-        f"run `halo-patch apply --adopt` to put halo-patch's {MODULE.class_name} in its place (your files are kept), "
+        f"{first}: a {spec.class_name} installed by hand is already there (listed above); "
+        f"run `halo-patch apply {adopt}` to put halo-patch's {spec.class_name} in its place (your files are kept), "
         "or undo your edits first",
         install.findings,
     )
 
 
-def check_adoptable(target: UltralyticsTarget, install: tutorial.TutorialInstall, layout: Layout) -> None:
+def check_adoptable(target: UltralyticsTarget, install: tutorial.TutorialInstall, layout: Layout, spec: ModuleSpec = MODULE) -> None:
     """Refuse (AdoptError) what --adopt cannot take over without breaking the user's tree."""
-    ours = module_path(target, layout)
+    ours = module_path(target, layout, spec)
     for module in install.modules:
         if module.path == ours:
             raise AdoptError(
-                f"{module.path}: your own {MODULE.class_name} sits where halo-patch writes its module; "
+                f"{module.path}: your own {spec.class_name} sits where halo-patch writes its module; "
                 "rename the file (and its import in Addmodules/__init__.py), then run apply --adopt again",
                 install.findings,
             )
         if module.other_classes:
             raise AdoptError(
                 f"{module.path}: also defines {', '.join(module.other_classes)}, which --adopt would stop importing "
-                f"with your {MODULE.class_name}; move them to their own file (and import that), then run apply --adopt again",
+                f"with your {spec.class_name}; move them to their own file (and import that), then run apply --adopt again",
                 install.findings,
             )
 
@@ -161,8 +162,8 @@ def addmodules_init_change(target: UltralyticsTarget, user: frozenset[str], keep
         after = new_package_init(text, label, user, spec)
         pristine = text is None or not transforms.has_package_import(SourceFile.parse(text, label), spec)
         return path, encode_source(after, bom), "Addmodules package import", pristine
-    after = drop_package_imports(SourceFile.parse(text, label), user, keep_export=False).code
-    return path, encode_source(after, bom), f"Addmodules: your {MODULE.class_name} no longer imported", True
+    after = drop_package_imports(SourceFile.parse(text, label), user, keep_export=False, name=spec.class_name).code
+    return path, encode_source(after, bom), f"Addmodules: your {spec.class_name} no longer imported", True
 
 
 def modules_init_change(target: UltralyticsTarget, spec: ModuleSpec = MODULE):

@@ -1,7 +1,8 @@
 """`apply --module FILE.py` against a tree: the user's file checked as a spec, and the modules a tree holds.
 
 Reads only. The classes a tree already has are read with `ast` (no import): Ultralytics' own
-(nn/modules/*.py, what tasks.py imports) and every other module file in nn/Addmodules/.
+(nn/modules/*.py, what tasks.py imports) and every module halo-patch installed. A hand-made module
+of the same class in nn/Addmodules/ is no clash: it is a tutorial install (listed; `--adopt`).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def _taken_classes(target: UltralyticsTarget, stem: str) -> dict[str, str]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*.py")):
-            if path.stem == stem or not path.is_file():
-                continue
+            if path.stem == stem or not path.is_file() or (not own and not _is_user_copy(path)):
+                continue  # a hand-made module of this name in Addmodules/ is a tutorial install: apply lists it, --adopt takes it over
             who = "an Ultralytics class" if own and not _is_user_copy(path) else f"the module in {target.relative(path)}"
             for name in _classes(path):
                 taken.setdefault(name, f"{who} ({target.relative(path)})")
@@ -101,6 +102,6 @@ def _imported_names(path: Path) -> list[str]:
     tree = _parse(path)
     out: list[str] = []
     for node in tree.body if tree else []:
-        if isinstance(node, ast.ImportFrom):
+        if isinstance(node, ast.ImportFrom) and not (node.module or "").startswith(("ultralytics.nn.Addmodules", "Addmodules")):
             out += [a.asname or a.name for a in node.names if a.name != "*"]
     return out
