@@ -3,6 +3,7 @@ time and all at once byte-exact; the refusals are one line, exit 2, the tree unc
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,17 @@ def test_three_modules_stacked_trained_and_reverted_one_at_a_time(tree, tmp_path
 
     out = _ok("apply", "--target", str(root), "--module", str(mods["sppelan_block"]), "--replace", "9", "--args", "1024,256")
     assert "SPPELANBlock: channels out (SPPELANBlock(c1, c2, c3, k): input and output channels -> out)" in out
+    assert "SPPELANBlock(c_in, 1024, 256) in ultralytics/cfg/models/11/yolo11-SPPELANBlock.yaml (from yolo11.yaml, detect):" in out
+    assert re.search(r"│ 9 +│ 9 SPPF \(replaced\) +│ 10 C2PSA +│ 256 +│ 512 +│ 512 +│ 512 +│ 768 +│", out), out
+    assert "Graph proven: every `from` and edge as in yolo11.yaml; only layer 9's module and args changed." in out
+    assert "Build it with YOLO('yolo11n-SPPELANBlock.yaml')" in out
+    for row in (
+        r"SPPELANBlock module \(created\) +│ ultralytics/nn/Addmodules/sppelan_block.py +│ \+23 -0",
+        r"Addmodules package import \(created\) +│ ultralytics/nn/Addmodules/__init__.py +│ \+3 -0",
+        r"import \+ parse_model branch \(modified\) +│ ultralytics/nn/tasks.py +│ \+5 -0",
+        r"model yaml, SPPELANBlock in place of layer 9 \(created\) +│ ultralytics/cfg/models/11/yolo11-SPPELANBlock.yaml +│ \+54 -0",
+    ):
+        assert re.search(row, out), (row, out)
     spp = models / "yolo11-SPPELANBlock.yaml"
     rows = _rows(spp)
     assert len(rows) == len(base_rows) and rows[9] == [-1, 1, "SPPELANBlock", [1024, 256]]
@@ -150,7 +162,7 @@ def test_hand_made_install_of_another_module_named_adopted_and_reverted(tmp_path
     package = copy_installed(root)
     install_cbam(package)  # the tutorial's way: CBAM.py, `from .CBAM import *`, a star import in tasks.py, `elif m is CBAM:`
     status = run_cli("status", "--target", str(root))
-    assert "CBAM installed by hand:" in status.stdout
+    assert "CBAM: a module added by hand, not by halo-patch (left as it is):" in status.stdout
     assert "in use  CBAM module  ultralytics/nn/Addmodules/CBAM.py: defines class CBAM" in status.stdout
     module = tmp_path / "cbam_block.py"
     module.write_text(CBAM_MODULE)
@@ -165,7 +177,7 @@ def test_hand_made_install_of_another_module_named_adopted_and_reverted(tmp_path
     edit(package / "nn" / "tasks.py", "        else:\n            c2 = ch[f]\n", "        elif m in {SEBlock}:\n            c2 = ch[f]\n            args = [c2, *args]\n        else:\n            c2 = ch[f]\n")
     hand_made = tree_hashes(root)
     status = run_cli("status", "--target", str(root))
-    assert "SEBlock installed by hand:" in status.stdout and "in use  SEBlock module  ultralytics/nn/Addmodules/SE.py: defines class SEBlock" in status.stdout
+    assert "SEBlock: a module added by hand, not by halo-patch (left as it is):" in status.stdout and "in use  SEBlock module  ultralytics/nn/Addmodules/SE.py: defines class SEBlock" in status.stdout
     assert "`halo-patch apply --module <its file> --adopt` puts halo-patch's SEBlock in its place." in status.stdout
 
     module = tmp_path / "se_block.py"

@@ -33,7 +33,7 @@ def run(target_path: Path | None, console: Console) -> int:
         console.print(f"[yellow]note:[/] {escape(note)}")
     report.print_findings(console, status.findings)
     for name, findings in full.others:  # hand-made installs of other modules: named, left as they are
-        report.print_findings(console, findings, name)
+        report.print_findings(console, findings, name, f"{name}: a module added by hand, not by halo-patch (left as it is)")
         if any(f.in_use for f in findings):
             console.print(f"`halo-patch apply --module <its file> --adopt` puts halo-patch's {escape(name)} in its place.", highlight=False)
     if status.hand_made_in_use:
