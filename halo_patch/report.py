@@ -70,11 +70,11 @@ def print_recovered(console: Console, op: str | None) -> None:
         console.print(f"[yellow]Finished the interrupted {op}[/] (from the journal in the state dir).")
 
 
-def print_findings(console: Console, findings, name: str = MODULE.class_name, header: str | None = None) -> None:
+def print_findings(console: Console, findings, name: str = MODULE.class_name) -> None:
     """The pieces of a hand-made HaloAttention install (tutorial.Finding), one line each (never wrapped)."""
     if not findings:
         return
-    console.print(f"[bold]{escape(header or f'{name} installed by hand')}:[/]")
+    console.print(f"[bold]{escape(name)} installed by hand:[/]")
     for f in findings:
         state = "[red]in use[/]" if f.in_use else "kept  "
         console.print(f"  {state}  {f.what}  {escape(f.path)}: {escape(f.detail)}", soft_wrap=True, highlight=False)

@@ -111,6 +111,13 @@ def _file_change(target, name, path, expected: bytes | None) -> ChangeState:
     return ChangeState(name, rel, APPLIED)
 
 
+def is_module_row(change: ChangeState, spec) -> bool:
+    """A row of a user module (`apply --module`): its file and nodes (named after it), and the yamls that build it."""
+    if change.change == "model yaml":
+        return footprint.uses_module(Path(change.path), spec)
+    return change.change.startswith(f"{spec.class_name} ")
+
+
 def check_status(target: UltralyticsTarget) -> StatusReport:
     """The state of every change apply makes (edited created files are drifted), and of the state dir.
 

@@ -117,7 +117,8 @@ def find_other_installs(
     target: UltralyticsTarget, tasks: SourceFile | None = None, created: frozenset[str] = frozenset()
 ) -> tuple[tuple[str, tuple[Finding, ...]], ...]:
     """Hand-made installs of modules other than the built-in one: every nn.Module class defined in a file
-    of nn/Addmodules/ that halo-patch did not write, with the pieces found for it (as for HaloAttention)."""
+    of nn/Addmodules/ that halo-patch did not write and that parse_model's chain builds (a helper class
+    is no module of its own), with the pieces found for it (as for HaloAttention)."""
     from halo_patch.modules.user import make_spec, read_sealed
     from halo_patch.modules.spec import Channels
 
@@ -133,6 +134,8 @@ def find_other_installs(
         for node in src.module.body if src is not None else ():
             if isinstance(node, cst.ClassDef) and node.name.value != CLASS_NAME and _subclasses_module(node):
                 spec = make_spec(node.name.value, path.stem, Channels.SAME, b"")
+                if tasks is None or _branch(tasks, spec) is None:
+                    continue
                 found = find_tutorial_install(target, b"", tasks, created, spec)
                 if found.findings and not any(name == node.name.value for name, _ in out):
                     out.append((node.name.value, found.findings))

@@ -163,7 +163,7 @@ def test_hand_made_install_of_another_module_named_adopted_and_reverted(tmp_path
     install_cbam(package)  # the tutorial's way: CBAM.py, `from .CBAM import *`, a star import in tasks.py, `elif m is CBAM:`
     status = run_cli("status", "--target", str(root))
     assert "CBAM: a module added by hand, not by halo-patch (left as it is):" in status.stdout
-    assert "in use  CBAM module  ultralytics/nn/Addmodules/CBAM.py: defines class CBAM" in status.stdout
+    assert "  CBAM module  ultralytics/nn/Addmodules/CBAM.py: defines class CBAM" in status.stdout
     module = tmp_path / "cbam_block.py"
     module.write_text(CBAM_MODULE)
     before = tree_hashes(root)
@@ -177,7 +177,7 @@ def test_hand_made_install_of_another_module_named_adopted_and_reverted(tmp_path
     edit(package / "nn" / "tasks.py", "        else:\n            c2 = ch[f]\n", "        elif m in {SEBlock}:\n            c2 = ch[f]\n            args = [c2, *args]\n        else:\n            c2 = ch[f]\n")
     hand_made = tree_hashes(root)
     status = run_cli("status", "--target", str(root))
-    assert "SEBlock: a module added by hand, not by halo-patch (left as it is):" in status.stdout and "in use  SEBlock module  ultralytics/nn/Addmodules/SE.py: defines class SEBlock" in status.stdout
+    assert "SEBlock: a module added by hand, not by halo-patch (left as it is):" in status.stdout and "  SEBlock module  ultralytics/nn/Addmodules/SE.py: defines class SEBlock" in status.stdout
     assert "`halo-patch apply --module <its file> --adopt` puts halo-patch's SEBlock in its place." in status.stdout
 
     module = tmp_path / "se_block.py"
@@ -192,3 +192,20 @@ def test_hand_made_install_of_another_module_named_adopted_and_reverted(tmp_path
     assert "from .CBAM import *" in init and (addmodules / "SE.py").read_text() == SE
     _ok("revert", "--target", str(root), "--module", "SEBlock")
     assert tree_hashes(root) == hand_made
+
+
+def test_usage_errors_of_module_options(tree, tmp_path):
+    root, _, mods = tree
+    before = tree_hashes(root)
+    cases = [
+        (("--module", str(mods["sppelan_block"]), "--replace", "9", "--after", "3"), "--replace: expected either --after or --replace, not both"),
+        (("--module", str(mods["sppelan_block"]), "--replace", "9"), "--args (none): expected the output width first"),
+        (("--module", str(mods["se_block"]), "--class", "Nope"), "defines no top-level class Nope (classes: SEBlock)"),
+        (("--module", str(mods["se_block"]), "--channels", "wide"), "--channels 'wide': expected one of same, out, none"),
+        (("--class", "SEBlock"), "--class/--channels: expected together with --module FILE.py"),
+        (("--module", str(mods["sppelan_block"]), "--replace", "23", "--args", "64"), "--replace 23 is not a layer SPPELANBlock can take; expected 0 to 22"),
+    ]
+    for args, message in cases:
+        r = run_cli("apply", "--target", str(root), *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (args, r.stderr)
+    assert tree_hashes(root) == before

@@ -9,10 +9,10 @@ from rich.markup import escape
 
 from dataclasses import replace
 
-from halo_patch import footprint, report
+from halo_patch import report
 from halo_patch.planning.user_module import tree_specs
 from halo_patch.target import find_target
-from halo_patch.tree_status import APPLIED, DRIFTED, check_status
+from halo_patch.tree_status import APPLIED, DRIFTED, check_status, is_module_row
 from halo_patch.modules import DEFAULT as MODULE
 
 _STYLE = {APPLIED: "green", DRIFTED: "yellow"}
@@ -23,7 +23,7 @@ def run(target_path: Path | None, console: Console) -> int:
     report.print_target(console, target)
     full = check_status(target)
     users = [s for s in tree_specs(target) if s.is_user]
-    status = replace(full, changes=tuple(c for c in full.changes if not any(_of(c, u) for u in users)))
+    status = replace(full, changes=tuple(c for c in full.changes if not any(is_module_row(c, u) for u in users)))
     title = ", ".join([MODULE.class_name, *(u.class_name for u in users)])
     t = report.table(f"{title} changes", ["change", "file", "state", "detail"])
     for c in full.changes:
@@ -33,7 +33,9 @@ def run(target_path: Path | None, console: Console) -> int:
         console.print(f"[yellow]note:[/] {escape(note)}")
     report.print_findings(console, status.findings)
     for name, findings in full.others:  # hand-made installs of other modules: named, left as they are
-        report.print_findings(console, findings, name, f"{name}: a module added by hand, not by halo-patch (left as it is)")
+        console.print(f"[bold]{escape(name)}: a module added by hand, not by halo-patch (left as it is):[/]")
+        for f in findings:
+            console.print(f"  {escape(f.what)}  {escape(f.path)}: {escape(f.detail)}", soft_wrap=True, highlight=False)
         if any(f.in_use for f in findings):
             console.print(f"`halo-patch apply --module <its file> --adopt` puts halo-patch's {escape(name)} in its place.", highlight=False)
     if status.hand_made_in_use:
@@ -48,7 +50,7 @@ def run(target_path: Path | None, console: Console) -> int:
         verdict = "fully applied" if status.fully_applied else "not applied" if status.nothing_applied else "partially applied"
     user_ok = True
     for u in users:  # each module its own change set: its own verdict
-        rows = [c for c in full.changes if _of(c, u)]
+        rows = [c for c in full.changes if is_module_row(c, u)]
         done = all(c.state == APPLIED for c in rows)
         user_ok = user_ok and done
         console.print(f"{u.class_name} (from {u.file_stem}.py) is {'applied' if done else 'partially applied'}.", highlight=False)
@@ -56,10 +58,3 @@ def run(target_path: Path | None, console: Console) -> int:
     if users and status.nothing_applied and not status.hand_made_in_use:
         return 0 if user_ok and full.interrupted is None and full.state_trusted else 1
     return 0 if status.fully_applied and user_ok else 1
-
-
-def _of(change, module) -> bool:
-    """A status row of a user module: its file and nodes (named after it), and the yamls that build it."""
-    if change.change == "model yaml":
-        return footprint.uses_module(Path(change.path), module)
-    return change.change.startswith(f"{module.class_name} ")

@@ -11,8 +11,9 @@ import ast
 import sys
 from pathlib import Path
 
+from halo_patch.errors import HaloPatchError
 from halo_patch.modules import DEFAULT, SPECS, ModuleSpec
-from halo_patch.modules.user import Loaded, installed_specs, load_module_file
+from halo_patch.modules.user import Loaded, installed_specs, load_module_file, read_sealed
 from halo_patch.planning.layout import Layout, module_dir
 from halo_patch.target import UltralyticsTarget
 
@@ -44,15 +45,11 @@ def load_for_target(target: UltralyticsTarget, path: Path, class_name: str | Non
     return loaded
 
 
-def _clash(path: Path, rel: str):
-    from halo_patch.errors import HaloPatchError
-
+def _clash(path: Path, rel: str) -> HaloPatchError:
     return HaloPatchError(f"--module {path}: {rel} already exists and is not halo-patch's copy of it; rename your file")
 
 
 def _ours_of(path: Path, spec: ModuleSpec) -> bool:
-    from halo_patch.modules.user import read_sealed
-
     found = read_sealed(path.read_bytes(), path.stem)
     return found is not None and found.class_name == spec.class_name
 
@@ -78,8 +75,6 @@ def _taken_classes(target: UltralyticsTarget, stem: str) -> dict[str, str]:
 
 
 def _is_user_copy(path: Path) -> bool:
-    from halo_patch.modules.user import read_sealed
-
     try:
         return read_sealed(path.read_bytes(), path.stem) is not None
     except OSError:

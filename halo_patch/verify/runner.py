@@ -8,11 +8,9 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from halo_patch.tree_status import check_status
+from halo_patch.tree_status import check_status, is_module_row
 from dataclasses import replace
-from pathlib import Path
 
-from halo_patch import footprint
 from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.target import UltralyticsTarget
 from halo_patch.verify.child import run_checks
@@ -49,7 +47,7 @@ def check_patch_status(target: UltralyticsTarget, step: Step, module: ModuleSpec
     start = time.perf_counter()
     status = check_status(target)
     if module.is_user:
-        status = replace(status, changes=tuple(c for c in status.changes if _of_module(c, module)))
+        status = replace(status, changes=tuple(c for c in status.changes if is_module_row(c, module)))
     step.seconds = round(time.perf_counter() - start, 3)
     step.data = {"changes": [{"change": c.change, "path": c.path, "state": c.state, "detail": c.detail} for c in status.changes]}
     if status.fully_applied:
@@ -61,10 +59,3 @@ def check_patch_status(target: UltralyticsTarget, step: Step, module: ModuleSpec
         missing = missing or "; ".join(status.notes)  # every change there, but an interrupted run or an untrusted state dir
         step.result = FAILED
         step.detail = f"{module.class_name} is only partly applied to {target.package_dir}: {missing}; run halo-patch apply"
-
-
-def _of_module(change, module: ModuleSpec) -> bool:
-    """A status row of `module`: its file and nodes (named after it), and the yamls that build it."""
-    if change.change == "model yaml":
-        return footprint.uses_module(Path(change.path), module)
-    return change.change.startswith(f"{module.class_name} ")
