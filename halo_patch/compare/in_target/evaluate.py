@@ -17,12 +17,11 @@ def evaluate(config, best):
     validator = keeping_validator(yolo._smart_load("validator"), sink)
     args = config["train_args"]
     device = first_device(args.get("device"))
-    val_args = dict(data=config["data"], imgsz=args["imgsz"], batch=args["batch"], plots=False, verbose=False,
-                    project=config["val_project"], name=config["name"], exist_ok=True)
+    # the trainer's own final validation uses the run's arguments (conf, iou, max_det ... from --set): so does this one
+    val_args = {k: v for k, v in args.items() if k not in ("epochs", "patience", "seed", "device")}
+    val_args.update(plots=False, verbose=False, project=config["val_project"], name=config["name"], exist_ok=True)
     if device is not None:
         val_args["device"] = device
-    if "workers" in args:
-        val_args["workers"] = args["workers"]
     metrics = yolo.val(validator=validator, **val_args)
     values = {k: float(v) for k, v in metrics.results_dict.items() if k != "fitness"}
     names = getattr(metrics, "names", None) or yolo.names
