@@ -12,8 +12,9 @@ from rich.markup import escape
 from halo_patch.errors import HaloPatchError
 
 
-def weights_command(src: Path, out: Path, yaml: Path, target: Path) -> list[str]:
-    return [sys.executable, "-m", "halo_patch", "weights", str(src), "-o", str(out), "--yaml", str(yaml), "--target", str(target)]
+def weights_command(src: Path, out: Path, yaml: str, target: Path) -> list[str]:
+    """`halo-patch weights SRC -o OUT --yaml Y --target T`: Y as YOLO takes it (yolo11n-HaloAttention.yaml) or a path."""
+    return [sys.executable, "-m", "halo_patch", "weights", str(src), "-o", str(out), "--yaml", yaml, "--target", str(target)]
 
 
 def carry_weights(c, console: Console) -> dict[str, Path]:
@@ -27,10 +28,10 @@ def carry_weights(c, console: Console) -> dict[str, Path]:
         if not dest.is_file():
             console.print(f"Carrying {escape(str(src))} into {escape(m.label)} (halo-patch weights)", highlight=False)
             tmp = dest.with_name(f".{dest.name}.tmp.pt")
-            proc = subprocess.run(weights_command(src, tmp, m.yaml_path, c.target.package_dir), capture_output=True, text=True)
+            proc = subprocess.run(weights_command(src, tmp, m.model, c.target.package_dir), capture_output=True, text=True)
             if proc.returncode != 0 or not tmp.is_file():
                 last = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-                raise HaloPatchError(f"--weights {src}: halo-patch weights could not carry it into {m.yaml_path}: {last}")
+                raise HaloPatchError(f"--weights {src}: halo-patch weights could not carry it into {m.model}: {last}")
             tmp.replace(dest)
         out[m.label] = dest
     return out
