@@ -30,8 +30,14 @@ def carry_weights(c, console: Console) -> dict[str, Path]:
             tmp = dest.with_name(f".{dest.name}.tmp.pt")
             proc = subprocess.run(weights_command(src, tmp, m.model, c.target.package_dir), capture_output=True, text=True)
             if proc.returncode != 0 or not tmp.is_file():
-                last = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+                last = _reason(proc.stderr) or _reason(proc.stdout) or f"exit {proc.returncode}"
                 raise HaloPatchError(f"--weights {src}: halo-patch weights could not carry it into {m.model}: {last}")
             tmp.replace(dest)
         out[m.label] = dest
     return out
+
+
+def _reason(text: str) -> str:
+    """The last line of the command's output that says something (not a box border drawn around it)."""
+    lines = [line.strip(" │╭╮╰╯─") for line in text.splitlines()]
+    return next((line for line in reversed(lines) if any(ch.isalnum() for ch in line)), "")
