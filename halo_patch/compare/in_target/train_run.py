@@ -28,9 +28,11 @@ def run(config):
         if run_dir.exists():  # killed before its first epoch ended: nothing to keep
             shutil.rmtree(run_dir)
         yolo = YOLO(config["model"])
-        if config.get("weights"):
+        start = {}
+        if config.get("weights"):  # Ultralytics' own transfer (by name and shape), recorded as `pretrained` in args.yaml
             yolo.load(config["weights"])
-        yolo.train(project=config["project"], name=config["name"], exist_ok=True, **config["train_args"])
+            start["pretrained"] = config["weights"]
+        yolo.train(project=config["project"], name=config["name"], exist_ok=True, **start, **config["train_args"])
     best = run_dir / "weights" / "best.pt"
     if not best.is_file():
         best = last
