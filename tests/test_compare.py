@@ -137,6 +137,8 @@ def test_runs_csv_equals_the_runs_own_results(first: dict, setup: dict) -> None:
         assert int(row["epochs"]) == len(results)
         assert float(row["train_seconds"]) == pytest.approx(float(results[-1]["time"]), abs=1e-9)
         assert float(row["GFLOPs"]) > 0 and float(row["latency_ms_batch1"]) > 0
+        # the README's figures: 2.59 M parameters for yolo11n with 2 classes, 3.12 M with HaloAttention
+        assert int(row["params"]) == {BASE: 2_590_230, VARIANT: 3_115_670}[row["variant"]]
     # an independent validation of one run's best.pt, in the target's Python, as a user would run it
     name = f"{VARIANT}-seed1"
     code = (

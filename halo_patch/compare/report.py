@@ -131,6 +131,12 @@ def markdown(doc: dict) -> str:
     lines += ["", "## Verdicts", ""]
     for label, cmp in doc["comparisons"].items():
         lines.append(f"- **{label}** vs {cmp['against']}: **{cmp['verdict']}** ({cmp['reason']})")
+        boot = cmp["bootstrap_seed"]
+        if boot is not None:
+            lines.append(
+                f"  - bootstrap over {boot['images']} validation images of seed {boot['seed']} ({boot['resamples']} resamples, the same for both): "
+                f"{fmt(boot['difference'], sign=True)} [{fmt(boot['low'], sign=True)}, {fmt(boot['high'], sign=True)}]"
+            )
     for label, cmp in doc["comparisons"].items():
         lines += ["", f"## Per-class AP50-95, {label} vs {cmp['against']} (mean over seeds)", "", "| class | base | variant | difference |", "|---|---|---|---|"]
         lines += [f"| {name} | {fmt(p['base'])} | {fmt(p['variant'])} | {fmt(p['difference'], sign=True)} |" for name, p in cmp["per_class"].items()]
