@@ -18,7 +18,7 @@ from halo_patch.compare import jobs
 from halo_patch.compare.manifest import check_manifest, finished_record, record_path, save_manifest, sha256, write_json
 from halo_patch.compare.options import Options
 from halo_patch.compare.plan import Matrix, Run, plan_matrix
-from halo_patch.compare.progress import Progress, duration
+from halo_patch.compare.progress import Progress
 from halo_patch.compare.weights import carry_weights
 from halo_patch.errors import HaloPatchError
 from halo_patch.model_yaml.planner import MODULE
@@ -92,8 +92,19 @@ def make_settings(options: Options, target: UltralyticsTarget, interpreter: Inte
 
 
 def execute(c: Comparison, console: Console) -> None:
-    """Train what is not finished; fills c.records."""
+    """Train what is not finished; fills c.records. Ctrl-C keeps every finished run (exit 130)."""
     start = time.perf_counter()
+    try:
+        _execute(c, console)
+    except KeyboardInterrupt:
+        done = sum(1 for r in c.matrix.runs if r.name in c.records)
+        raise Interrupted(
+            f"interrupted: {done} of {len(c.matrix.runs)} runs finished and kept in {c.out}; run the same command again to resume"
+        ) from None
+    c.seconds = time.perf_counter() - start
+
+
+def _execute(c: Comparison, console: Console) -> None:
     c.out.mkdir(parents=True, exist_ok=True)
     save_manifest(c.out, c.settings)
     jobs.prepare(c.out)
@@ -113,15 +124,8 @@ def execute(c: Comparison, console: Console) -> None:
     weights = carry_weights(c, console) if c.options.weights else {}
     progress = Progress(console, c.options.epochs, len(todo))
     progress.estimate(preflight(c, todo, weights, progress), todo)
-    try:
-        for k, run in enumerate(todo):
-            train_one(c, run, weights, progress, k)
-    except KeyboardInterrupt:
-        done = sum(1 for r in runs if r.name in c.records)
-        raise Interrupted(
-            f"interrupted: {done} of {len(runs)} runs finished and kept in {c.out}; run the same command again to resume"
-        ) from None
-    c.seconds = time.perf_counter() - start
+    for k, run in enumerate(todo):
+        train_one(c, run, weights, progress, k)
 
 
 def preflight(c: Comparison, todo: list[Run], weights: dict[str, Path], progress: Progress) -> dict:

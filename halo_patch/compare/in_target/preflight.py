@@ -30,6 +30,8 @@ def smoke(config, spec):
         raise JobFailed("{} builds without a {} layer: it is not a variant of the base".format(spec["model"], config["module"]))
     workdir = Path(config["workdir"]) / spec["label"]
     args = dict(config["train_args"])
+    if "," in str(args.get("device", "")):  # multi-GPU: the smoke step runs on the first device, without DDP
+        args["device"] = str(args["device"]).split(",")[0].strip()
     args.update(model=spec["model"], data=config["data"], epochs=1, project=str(workdir.parent), name=workdir.name,
                 exist_ok=True, plots=False, val=False)
     trainer = yolo._smart_load("trainer")(overrides=args)
