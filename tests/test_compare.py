@@ -235,6 +235,10 @@ def test_killed_call_resumes_without_retraining(setup: dict) -> None:
     assert len(rows_after) == 3 and rows_after[: len(rows_before)] == rows_before
     doc = json.loads((out / "compare.json").read_text())
     assert doc["trained_by_this_call"] == [f"{VARIANT}-seed0"]
+    cmp = doc["comparisons"][VARIANT]  # one seed: never better or worse, whatever the numbers
+    assert cmp["verdict"] == "inconclusive" and cmp["interval95"] is None
+    assert cmp["reason"].startswith("1 paired seed(s): one run cannot tell a model from its seed")
+    assert cmp["bootstrap_seed"]["images"] == 4
     assert json.loads((out / ".halo-compare" / "records" / f"{VARIANT}-seed0.json").read_text())["mode"] == "resumed"
 
 
@@ -345,3 +349,18 @@ def test_in_target_code_is_python_38_with_allowed_imports(path: Path) -> None:
             continue
         assert not {r for r in roots if r not in sys.stdlib_module_names and r not in third_party}, (path.name, node.lineno)
         assert not (third_party & roots and id(node) in top_level), (path.name, node.lineno)
+
+
+def test_a_variant_without_the_layer_fails_in_preflight(setup: dict, tmp_path: Path) -> None:
+    """A --variant that builds but holds no HaloAttention is stopped by the preflight: exit 1, one line, no run."""
+    plain = tmp_path / "models" / "plain.yaml"
+    plain.parent.mkdir()
+    plain.write_bytes((setup["package"] / "cfg" / "models" / "11" / "yolo11.yaml").read_bytes())
+    out = tmp_path / "out"
+    result = run_cli(*compare_args(setup["package"], setup["data"], out), "--variant", str(plain), env=setup["env"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    log = out / ".halo-compare" / "logs" / "preflight.log"
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: preflight failed: JobFailed: {plain} builds without a HaloAttention layer")
+    assert f"the log is {log}" in result.stderr and log.is_file()
+    assert not (out / "runs").exists() and "Estimate" not in result.stdout

@@ -15,6 +15,7 @@ import platform
 import shutil
 import subprocess
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,6 +26,14 @@ IN_TARGET = Path(__file__).resolve().parent / "in_target"
 PACKAGE = "halo_compare_jobs"
 LAUNCHER = f"import sys; sys.path.insert(0, sys.argv[1]); from {PACKAGE}.main import main; sys.exit(main(sys.argv[2]))"
 POLL_S = 0.5
+
+
+class Job(str, Enum):
+    """What a process in the target's Python does (in_target/main.py dispatches on the value)."""
+
+    PREFLIGHT = "preflight"
+    TRAIN = "train"
+    PLOTS = "plots"
 
 
 class JobError(Exception):
@@ -84,9 +93,10 @@ def job_env(interpreter: Interpreter, out: Path) -> dict[str, str]:
 
 
 def run_job(
-    interpreter: Interpreter, out: Path, job_id: str, config: dict, on_poll: Optional[Callable[[], None]] = None
+    interpreter: Interpreter, out: Path, job: Job, job_id: str, config: dict, on_poll: Optional[Callable[[], None]] = None
 ) -> dict:
     """Run one job to its end (calling on_poll while it runs); its result, or JobError."""
+    config = {**config, "job": job.value}
     state = state_dir(out)
     config_path, result_path = state / "jobs" / f"{job_id}.json", state / "jobs" / f"{job_id}.result.json"
     log_path = state / "logs" / f"{job_id}.log"
@@ -111,7 +121,7 @@ def run_job(
                 proc.wait()
     result = read_json(result_path)
     if not isinstance(result, dict):
-        raise JobError(f"the {config['job']} process ({interpreter.python}) exited with code {proc.returncode} and no result", log_path)
+        raise JobError(f"the {job.value} process ({interpreter.python}) exited with code {proc.returncode} and no result", log_path)
     if not result.get("ok"):
         raise JobError(str(result.get("error", "failed")), log_path)
     return result

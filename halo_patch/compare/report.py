@@ -85,9 +85,9 @@ def plots(c, doc: dict) -> list[Path]:
             for label, v in variants.items()
         ],
     }
-    config = {"job": "plots", "package_dir": str(c.target.package_dir), "out": str(c.out), "plots": data}
+    config = {"package_dir": str(c.target.package_dir), "out": str(c.out), "plots": data}
     try:
-        jobs.run_job(c.interpreter, c.out, "plots", config)
+        jobs.run_job(c.interpreter, c.out, jobs.Job.PLOTS, "plots", config)
     except jobs.JobError as exc:
         from halo_patch.compare.runner import RunFailed
 

@@ -133,7 +133,6 @@ def preflight(c: Comparison, todo: list[Run], weights: dict[str, Path], progress
     labels = list(dict.fromkeys(r.model.label for r in todo))
     models = [m for m in c.matrix.models if m.label in labels]
     config = {
-        "job": "preflight",
         "package_dir": str(c.target.package_dir),
         "module": MODULE,
         "data": str(c.options.data),
@@ -144,7 +143,7 @@ def preflight(c: Comparison, todo: list[Run], weights: dict[str, Path], progress
     c_start = time.perf_counter()
     progress.say(f"Preflight: {len(models)} models, one training step each on the data, in {c.interpreter.python}")
     try:
-        result = jobs.run_job(c.interpreter, c.out, "preflight", config)
+        result = jobs.run_job(c.interpreter, c.out, jobs.Job.PREFLIGHT, "preflight", config)
     except jobs.JobError as exc:
         raise RunFailed(f"preflight failed: {exc}; the log is {exc.log}") from None
     result["wall_s"] = time.perf_counter() - c_start
@@ -162,7 +161,6 @@ def train_one(c: Comparison, run: Run, weights: dict[str, Path], progress: Progr
     run_dir = c.out / "runs" / run.name
     resuming = (run_dir / "weights" / "last.pt").is_file()
     config = {
-        "job": "train",
         "package_dir": str(c.target.package_dir),
         "model": run.model.model,
         "weights": _weights_for(c, run.model.label, weights),
@@ -174,7 +172,7 @@ def train_one(c: Comparison, run: Run, weights: dict[str, Path], progress: Progr
     }
     progress.begin(k, run.name, resuming)
     try:
-        result = jobs.run_job(c.interpreter, c.out, f"train-{run.name}", config, lambda: progress.poll(run_dir / "results.csv"))
+        result = jobs.run_job(c.interpreter, c.out, jobs.Job.TRAIN, f"train-{run.name}", config, lambda: progress.poll(run_dir / "results.csv"))
     except jobs.JobError as exc:
         raise RunFailed(f"run {run.name} failed: {exc}; the log is {exc.log}; finished runs are kept") from None
     record = {**result, "run": run.name, "label": run.model.label, "seed": run.seed, "checkpoint_sha256": sha256(Path(result["checkpoint"]))}
