@@ -249,6 +249,8 @@ def test_killed_call_resumes_without_retraining(setup: dict) -> None:
         ({"variant": "nothere-HaloAttention.yaml"}, "--variant nothere-HaloAttention.yaml: no such file, and no nothere-HaloAttention.yaml under"),
         ({"seeds": "0"}, "--seeds 0: expected a number of seeds of at least 1"),
         ({"set": "epochs=5"}, "--set 'epochs=5': epochs is set by --epochs, the same for every run"),
+        ({"set": "patience=5"}, "--set 'patience=5': compare allows no early stopping and no time budget"),
+        ({"set": "no_such_arg=1"}, "--set no_such_arg=1: no_such_arg is not a train argument of Ultralytics"),
     ],
 )
 def test_bad_input_exit_2_nothing_started(setup: dict, change: dict, message: str) -> None:

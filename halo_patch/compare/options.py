@@ -16,8 +16,6 @@ OWN_KEYS = {
     "data": "--data", "epochs": "--epochs", "imgsz": "--imgsz", "batch": "--batch", "seed": "--seeds",
     "device": "--device", "model": "--model/--variant", "pretrained": "--weights", "project": "--out",
     "name": "--out", "exist_ok": "--out", "resume": "a second call of the same command",
-    "patience": "compare (early stopping is off: every run trains all epochs)",
-    "time": "compare (no time budget: every run trains all epochs)",
 }
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -78,6 +76,8 @@ def parse_sets(sets: list[str]) -> list[tuple[str, object]]:
         key = key.strip()
         if not sep or not _KEY.match(key):
             raise HaloPatchError(f"--set {item!r}: expected KEY=VALUE with a train argument name (workers=0, cos_lr=true)")
+        if key in ("patience", "time"):
+            raise HaloPatchError(f"--set {item!r}: compare allows no early stopping and no time budget: every run trains all its epochs")
         if key in OWN_KEYS:
             raise HaloPatchError(f"--set {item!r}: {key} is set by {OWN_KEYS[key]}, the same for every run")
         try:
@@ -88,3 +88,16 @@ def parse_sets(sets: list[str]) -> list[tuple[str, object]]:
             raise HaloPatchError(f"--set {item!r}: expected a single value, not a YAML {type(value).__name__}")
         parsed[key] = value
     return list(parsed.items())
+
+
+def check_set_keys(overrides: tuple[tuple[str, object], ...], default_cfg: Path) -> None:
+    """--set keys must be arguments the target's Ultralytics knows (its cfg/default.yaml, read as text)."""
+    try:
+        known = yaml.safe_load(default_cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return  # an unreadable default.yaml: Ultralytics itself will say what it does not know
+    if not isinstance(known, dict):
+        return
+    for key, value in overrides:
+        if key not in known:
+            raise HaloPatchError(f"--set {key}={value}: {key} is not a train argument of Ultralytics (not in {default_cfg})")

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from halo_patch.compare import jobs
 from halo_patch.compare.manifest import check_manifest, finished_record, record_path, save_manifest, sha256, write_json
-from halo_patch.compare.options import Options
+from halo_patch.compare.options import Options, check_set_keys
 from halo_patch.compare.plan import Matrix, Run, plan_matrix
 from halo_patch.compare.progress import Progress
 from halo_patch.compare.weights import carry_weights
@@ -56,6 +56,7 @@ def prepare(options: Options, target_path: Optional[Path]) -> Comparison:
     status = check_status(target)
     if not status.fully_applied:
         raise HaloPatchError(f"{target.package_dir}: HaloAttention is not (fully) applied; run halo-patch apply --target {target.root} first")
+    check_set_keys(options.overrides, target.package_dir / "cfg" / "default.yaml")
     matrix = plan_matrix(target, options)
     interpreter = find_interpreter(target)
     out = options.out_dir
