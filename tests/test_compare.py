@@ -127,6 +127,11 @@ def test_fairness(first: dict, setup: dict) -> None:
     assert (out / ".halo-compare" / "config" / "settings.json").is_file()
     doc = json.loads((out / "compare.json").read_text())
     assert doc["fairness"]["same_for_every_run"]["batch"] == BATCH and doc["fairness"]["time_budget"].startswith("none")
+    # the seed reaches the training (8.4.190 seeds its data loader): the two seeds of a model log other losses
+    assert not [n for n in doc["notes"] if n.startswith("warning")]
+    for label in (BASE, VARIANT):
+        a, b = (read_csv(out / "runs" / f"{label}-seed{s}" / "results.csv") for s in (0, 1))
+        assert [r["train/box_loss"] for r in a] != [r["train/box_loss"] for r in b]
 
 
 def test_runs_csv_equals_the_runs_own_results(first: dict, setup: dict) -> None:

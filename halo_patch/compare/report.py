@@ -15,6 +15,11 @@ from halo_patch.compare.manifest import write_json
 from halo_patch.compare.results import read_results, run_row, write_runs_csv
 from halo_patch.compare.summary import summarize
 
+NOTES = [
+    "GFLOPs are Ultralytics' get_flops (thop): matmul/einsum inside attention are not counted, so attention layers are undercounted",
+    "latency_ms_batch1: median of 20 forward passes of one image at imgsz (fused, eval mode, after 3 warm-up passes) on the run's device",
+    "metrics: the final validation of each run's best.pt with Ultralytics' validator and the run's own arguments",
+]
 PLOTS = ("map-per-epoch.png", "paired-differences.png", "accuracy-vs-latency.png")
 
 
@@ -31,6 +36,7 @@ def build(c) -> dict:
             shutil.copyfile(csv_path, gathered / f"results_{run.name}.csv")
         rows.append(run_row(run, c.records[run.name], results, c.options.device))
     summary = summarize(c.matrix, rows, c.records, curves)
+    warnings = seed_warnings(c, curves)
     doc = {
         "tool": f"halo-patch {__version__}",
         "target": c.settings["target"],
@@ -38,9 +44,22 @@ def build(c) -> dict:
         "fairness": fairness(c),
         "runs": rows,
         "trained_by_this_call": c.trained,
+        "training_seconds_this_call": round(c.seconds, 1),
+        "notes": NOTES + warnings,
         **summary,
     }
     return doc
+
+
+def seed_warnings(c, curves: dict) -> list[str]:
+    """Seeds that trained a model identically: a release whose data loader ignores the seed (ultralytics#6820)."""
+    out = []
+    for m in c.matrix.models:
+        losses = [tuple(tuple(v for k, v in sorted(r.items()) if k.startswith("train/")) for r in curves[f"{m.label}-seed{s}"])
+                  for s in c.matrix.seeds]
+        if len(losses) > 1 and all(losses[0] and x == losses[0] for x in losses):
+            out.append(f"warning: every seed of {m.label} logged the same training losses: this Ultralytics may ignore the seed, so the seeds are not independent")
+    return out
 
 
 def fairness(c) -> dict:
@@ -141,6 +160,7 @@ def markdown(doc: dict) -> str:
         lines += ["", f"## Per-class AP50-95, {label} vs {cmp['against']} (mean over seeds)", "", "| class | base | variant | difference |", "|---|---|---|---|"]
         lines += [f"| {name} | {fmt(p['base'])} | {fmt(p['variant'])} | {fmt(p['difference'], sign=True)} |" for name, p in cmp["per_class"].items()]
     lines += ["", "## Fairness", ""] + [f"- {k}: {v}" for k, v in doc["fairness"].items()]
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in doc["notes"]]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in PLOTS]
     return "\n".join(lines) + "\n"
 
