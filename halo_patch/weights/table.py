@@ -27,6 +27,15 @@ def _span(pairs: list[tuple[int, int]]) -> str:
     return ", ".join(f"{a}->{a + d}" if a == b else f"{a}-{b} -> {a + d}-{b + d}" for a, b, d in runs)
 
 
+def _read_as(paths: list[str]) -> str:
+    """`a.b (X, Y), c.d (X)`: the class paths of the source, module by module."""
+    modules: dict[str, list[str]] = {}
+    for path in paths:
+        module, _, name = path.rpartition(".")
+        modules.setdefault(module, []).append(name)
+    return ", ".join(f"{m} ({', '.join(names)})" for m, names in modules.items()) or "no class path changed"
+
+
 def next_command(out: Path, result: dict[str, Any]) -> str:
     data = result.get("data")
     data = data if isinstance(data, str) and Path(data).is_file() else "YOUR_DATA.yaml"
@@ -44,9 +53,10 @@ def print_report(console: Console, src: Path, out: Path, result: dict[str, Any],
         highlight=False, soft_wrap=True,
     )
     t = report.table("", ["tensors", "count", "detail"])
+    for column in t.columns:
+        column.overflow = "fold"  # long paths and class paths wrap; nothing is cropped
     if result["mode"] == CONVERT:
-        read_as = ", ".join(result["read_as"]) or "the installed class"
-        detail = f"same layers; {read_as} read as the installed class"
+        detail = f"same layers, as {result['installed']} classes: {_read_as(result['read_as'])}"
     else:
         detail = f"layer k to the layer k moved to: {_span(moved)}" if moved else "no layer moved"
     t.add_row("carried", f"{result['carried']} / {result['source_tensors']} in SRC", escape(detail))

@@ -111,7 +111,7 @@ def carry(config, progress):
     import ultralytics
 
     progress("reading " + config["source"])
-    ckpt, src_model, read_as = load_checkpoint(config["source"], config["class_name"])
+    ckpt, src_model, read_as, installed = load_checkpoint(config["source"], config["class_name"])
     src_yaml = src_model.yaml
     src_rows = plain(list(src_yaml["backbone"]) + list(src_yaml.get("head") or []))
     cand, mode = choose(config, src_yaml, src_rows)
@@ -165,6 +165,7 @@ def carry(config, progress):
         "new": added,
         "not_carried": not_carried,
         "read_as": read_as,
+        "installed": installed,
         "data": train_args.get("data"),
         "imgsz": train_args.get("imgsz"),
     }

@@ -59,7 +59,7 @@ def _pickle_module(classes, installed, read_as):
 
 
 def load_checkpoint(path, class_name):
-    """(checkpoint dict, its model, class paths read as the installed class)."""
+    """(checkpoint dict, its model, class paths read as the installed classes, the installed class's module)."""
     import torch
 
     cls = installed_class(class_name)
@@ -82,7 +82,7 @@ def load_checkpoint(path, class_name):
     rows = model.yaml.get("backbone"), model.yaml.get("head")
     if not isinstance(rows[0], list):
         raise Refused("{}: its model has no `backbone:` layers; expected a YOLO checkpoint".format(path))
-    return ckpt, model, sorted(read_as)
+    return ckpt, model, sorted(read_as), cls.__module__
 
 
 def _missing(exc):
