@@ -360,3 +360,22 @@ def test_refusals_write_nothing(world: dict, tmp_path: Path) -> None:
         assert result.returncode == 2 and result.stderr.startswith(f"error: {bad}: {why}"), result.stderr
         assert len(result.stderr.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["edited-HaloAttention.yaml", "notes.pt", "taken.pt"]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "halo_patch/weights/in_target").glob("*.py")), ids=lambda p: p.name)
+def test_in_target_code_is_python_38_with_allowed_imports(path: Path) -> None:
+    """It runs in whatever Python owns the target: 3.8 syntax, stdlib + torch + ultralytics, never halo_patch,
+    and torch/ultralytics only inside functions."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 8))
+    top_level = {id(n) for n in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots = {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            roots = {node.module.split(".")[0]}
+        else:
+            continue
+        assert not {r for r in roots if r not in sys.stdlib_module_names and r not in ("torch", "ultralytics")}, (path.name, node.lineno)
+        assert not ({"torch", "ultralytics"} & roots and id(node) in top_level), (path.name, node.lineno)
