@@ -227,9 +227,13 @@ def world(tmp_path_factory) -> dict:
     out_dir.mkdir()
     runs = {}
     runs["det_n"] = run_cli("weights", str(src["det_n"]), "--target", str(trees["p"]), "--json", str(out_dir / "det_n.json"), cwd=out_dir)
-    for name in ("det_s", "seg_n", "seg_s"):
-        runs[name] = run_cli("weights", str(src[name]), "-o", str(out_dir / f"{name}.pt"), "--target", str(trees["p"]))
-    runs["layout"] = run_cli("weights", str(src["halo_n"]), "-o", str(out_dir / "layout.pt"), "--target", str(trees["m"]))
+    seg_yaml = trees["p"] / "ultralytics" / YAML_FILES["seg"]
+    for name, pick in (("det_s", []), ("seg_n", ["--yaml", str(seg_yaml)]), ("seg_s", ["--yaml", "yolo11s-seg-HaloAttention.yaml"])):
+        runs[name] = run_cli("weights", str(src[name]), "-o", str(out_dir / f"{name}.pt"), *pick, "--target", str(trees["p"]))
+    (out_dir / "layout.pt").write_bytes(b"an older file, replaced with --force")
+    runs["layout"] = run_cli(
+        "weights", str(src["halo_n"]), "-o", str(out_dir / "layout.pt"), "--force", "--target", str(trees["m"])
+    )
     runs["tutorial"] = run_cli("weights", str(src["tutorial"]), "-o", str(out_dir / "tutorial.pt"), "--target", str(trees["t"]))
     runs["mismatch"] = run_cli(
         "weights", str(src["det_s"]), "-o", str(out_dir / "mismatch.pt"), "--yaml", "yolo11n-HaloAttention.yaml",
