@@ -11,6 +11,9 @@ from typing import Optional
 from halo_patch.errors import HaloPatchError
 from halo_patch.model_yaml import SUFFIX
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+PICKLE_MAGIC = b"\x80"  # the legacy format starts with a pickle protocol byte
+
 
 def check_source(src: Path) -> Path:
     """SRC as an absolute path, a readable file."""
@@ -21,9 +24,11 @@ def check_source(src: Path) -> Path:
         raise HaloPatchError(f"{src}: not a file; expected an Ultralytics .pt checkpoint (yolo11n.pt, best.pt)")
     try:
         with open(path, "rb") as fh:
-            fh.read(1)
+            head = fh.read(4)
     except OSError as exc:
         raise HaloPatchError(f"{src}: cannot be read ({exc.strerror or exc}); expected an Ultralytics .pt checkpoint") from None
+    if head[:4] != ZIP_MAGIC and head[:1] != PICKLE_MAGIC:
+        raise HaloPatchError(f"{src}: not a PyTorch checkpoint (neither torch's zip format nor a pickle); expected an Ultralytics .pt file")
     return path.resolve()
 
 
