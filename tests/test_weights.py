@@ -283,7 +283,8 @@ def test_report_table_next_command_and_json(world: dict) -> None:
     assert re.search(rf"│ carried\s+│ {n} / {n} in SRC\s+│ layer k to the layer k moved to: 9-23 -> 10-24", out)
     assert re.search(r"│ new\s+│ 6\s+│ layer 9 HaloAttention \(525,440 values\), fresh", out)
     assert re.search(r"│ not carried\s+│ 0\s+│", out)
-    assert f"Next: yolo train model={made} data={data} imgsz=64\n" in out
+    # the tree is a copy: this Python imports another ultralytics without the tree first on PYTHONPATH
+    assert f"Next: PYTHONPATH={world['trees']['p']} yolo train model={made} data={data} imgsz=64\n" in out
     report = json.loads((world["out_dir"] / "det_n.json").read_text())
     assert (report["carried"], report["source_tensors"], report["mode"], report["inserted"]) == (n, n, "insert", [9])
     assert report["new"][0]["keys"] == [f"model.9.{k}" for k in ("rel_pos_emb.rel_height", "rel_pos_emb.rel_width", "to_q.weight", "to_kv.weight", "to_out.weight", "to_out.bias")]

@@ -68,7 +68,8 @@ def run(
         shutil.rmtree(workdir, ignore_errors=True)
     cand = next(c for c in candidates if c.shown == result["yaml"])
     moved = [(i, j) for i, j in enumerate(cand.index_map) if i != j] if result["mode"] != "convert" else []
-    print_report(console, source, output, result, moved, interpreter.note)
+    pythonpath = interpreter.pythonpath if interpreter.note else None  # only when this Python would import another copy
+    print_report(console, source, output, result, moved, interpreter.note, pythonpath)
     if json_path is not None:
-        write_json(json_path, target, source, output, result)
+        write_json(json_path, target, source, output, result, pythonpath)
     return 0

@@ -36,16 +36,21 @@ def _read_as(paths: list[str]) -> str:
     return ", ".join(f"{m} ({', '.join(names)})" for m, names in modules.items()) or "no class path changed"
 
 
-def next_command(out: Path, result: dict[str, Any]) -> str:
+def next_command(out: Path, result: dict[str, Any], pythonpath: Path | None = None) -> str:
+    """`yolo train model=OUT data=...` (SRC's data and imgsz when known), with the PYTHONPATH the target needs."""
     data = result.get("data")
     data = data if isinstance(data, str) and Path(data).is_file() else "YOUR_DATA.yaml"
-    parts = ["yolo", "train", f"model={out}", f"data={data}"]
+    parts = [f"PYTHONPATH={pythonpath}"] if pythonpath is not None else []
+    parts += ["yolo", "train", f"model={out}", f"data={data}"]
     if isinstance(result.get("imgsz"), int):
         parts.append(f"imgsz={result['imgsz']}")
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def print_report(console: Console, src: Path, out: Path, result: dict[str, Any], moved: list[tuple[int, int]], note: str | None) -> None:
+def print_report(
+    console: Console, src: Path, out: Path, result: dict[str, Any], moved: list[tuple[int, int]], note: str | None,
+    pythonpath: Path | None,
+) -> None:
     names = ", ".join(result["names"].values())
     console.print(
         f"Carried {escape(str(src))} ({escape(result['source_yaml'])}, {result['nc']} classes: {escape(names)}) into "
@@ -69,14 +74,16 @@ def print_report(console: Console, src: Path, out: Path, result: dict[str, Any],
     if not result["not_carried"]:
         t.add_row("not carried", "0", "")
     console.print(t)
-    console.print(f"Next: {escape(next_command(out, result))}", highlight=False, soft_wrap=True)
+    console.print(f"Next: {escape(next_command(out, result, pythonpath))}", highlight=False, soft_wrap=True)
     if note:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
-def write_json(path: Path, target: UltralyticsTarget, src: Path, out: Path, result: dict[str, Any]) -> None:
+def write_json(
+    path: Path, target: UltralyticsTarget, src: Path, out: Path, result: dict[str, Any], pythonpath: Path | None
+) -> None:
     data = {
         "target": str(target.package_dir), "ultralytics": target.version, "source": str(src), "output": str(out),
-        **result, "next": next_command(out, result),
+        **result, "next": next_command(out, result, pythonpath),
     }
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -66,7 +66,7 @@ def map_tensors(config, cand, mode, src_model, model, scale):
     index_map = list(range(len(cand["rows"]))) if mode == "convert" else cand["map"]
     src_sd, dst_sd = src_model.state_dict(), model.state_dict()
     carried, not_carried = {}, []
-    where = "{} ({}) at scale {}".format(cand["build"] if scale not in cand["builds"] else cand["builds"][scale], cand["yaml"], scale)
+    where = "{} ({}) at scale {}".format(cand["builds"].get(scale, cand["build"]), cand["yaml"], scale)
     for key, tensor in src_sd.items():
         hit = LAYER_KEY.match(key)
         i = int(hit.group(1)) if hit else None
