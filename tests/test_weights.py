@@ -190,7 +190,7 @@ def run_in(tree: Path, code: str, *args: str, env: dict | None = None) -> dict:
         [sys.executable, "-c", textwrap.dedent(code), *args],
         capture_output=True, text=True, cwd=tree.parent,
         env={**os.environ, "PYTHONPATH": str(tree), "YOLO_CONFIG_DIR": str(tree.parent / "config"), "YOLO_OFFLINE": "1",
-             "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+             "YOLO_AUTOINSTALL": "false", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     lines = [l for l in result.stdout.splitlines() if l.startswith("REPORT ")]
