@@ -244,7 +244,6 @@ def world(tmp_path_factory) -> dict:
     rows = {n: d["backbone"] + d["head"] for n, d in rows.items()}
     for name, result in runs.items():
         assert result.returncode == (2 if name == "mismatch" else 0), (name, result.stdout, result.stderr)
-    m = ["--target", str(trees["m"])]
     cases = {
         n: {"src": str(src[n]), "out": str(outs[n]), "moved": moved_by_rows(rows[n]),
             "plain_load": SOURCES[n][1] if n == "det_n" else None, "train": n in ("det_n", "seg_s")}
@@ -253,7 +252,7 @@ def world(tmp_path_factory) -> dict:
     checked = run_in(trees["p"], CHECK_CARRIED, str(work / "check"), json.dumps(cases))
     # Trained by Ultralytics with halo-patch's class in the --layout addmodules tree: the layout conversion's source.
     src["halo_n"] = work / "check" / "runs" / "det_n" / "weights" / "best.pt"
-    runs["layout"] = run_cli("weights", str(src["halo_n"]), "-o", str(out_dir / "layout.pt"), "--force", *m)
+    runs["layout"] = run_cli("weights", str(src["halo_n"]), "-o", str(out_dir / "layout.pt"), "--force", "--target", str(trees["m"]))
     return dict(root=root, trees=trees, src=src, outs=outs, rows=rows, runs=runs, checked=checked, saved=saved, work=work,
                 out_dir=out_dir)
 
@@ -287,7 +286,8 @@ def test_report_table_next_command_and_json(world: dict) -> None:
     assert f"Next: PYTHONPATH={world['trees']['p']} yolo train model={made} data={data} imgsz=64\n" in out
     report = json.loads((world["out_dir"] / "det_n.json").read_text())
     assert (report["carried"], report["source_tensors"], report["mode"], report["inserted"]) == (n, n, "insert", [9])
-    assert report["new"][0]["keys"] == [f"model.9.{k}" for k in ("rel_pos_emb.rel_height", "rel_pos_emb.rel_width", "to_q.weight", "to_kv.weight", "to_out.weight", "to_out.bias")]
+    halo_keys = ("rel_pos_emb.rel_height", "rel_pos_emb.rel_width", "to_q.weight", "to_kv.weight", "to_out.weight", "to_out.bias")
+    assert report["new"][0]["keys"] == [f"model.9.{k}" for k in halo_keys]
     seg = world["runs"]["seg_s"].stdout
     assert re.search(r"│ carried\s+│ (\d+) / \1 in SRC\s+│ layer k to the layer k moved to: 7-8 -> 8-9, 9-23 -> 11-25", seg)
 
@@ -307,10 +307,7 @@ def test_wrong_scale_is_refused_naming_the_first_layer(world: dict) -> None:
 def test_tutorial_checkpoint_gets_the_installed_class_same_outputs(world: dict) -> None:
     assert world["saved"] == {"stdout": "ultralytics.nn.Addmodules.HaloAttention\n"}
     out = world["runs"]["tutorial"].stdout
-    assert (
-        "same layers, as ultralytics.nn.Addmodules.halo_attention classes: ultralytics.nn.Addmodules.HaloAttention "
-        "(HaloAttention, RelPosEmb)"
-    ) in out
+    assert "same layers, as ultralytics.nn.Addmodules.halo_attention classes: ultralytics.nn.Addmodules.HaloAttention (HaloAttention, RelPosEmb)" in out
     assert "built as yolo11n-HaloAttention-halo-patch.yaml" in out
     r = run_in(world["trees"]["t"], CHECK_TUTORIAL, str(world["src"]["tutorial"]), str(world["out_dir"] / "tutorial.pt"))
     assert r == {"src_halo": "ultralytics.nn.Addmodules.HaloAttention", "out_halo": "ultralytics.nn.Addmodules.halo_attention",
@@ -320,10 +317,7 @@ def test_tutorial_checkpoint_gets_the_installed_class_same_outputs(world: dict) 
 def test_layout_addmodules_checkpoint_loads_under_restricted_loading(world: dict) -> None:
     assert world["runs"]["layout"].returncode == 0, world["runs"]["layout"].stderr
     out = world["runs"]["layout"].stdout
-    assert (
-        "same layers, as ultralytics.nn.modules.halo_attention classes: ultralytics.nn.Addmodules.halo_attention "
-        "(HaloAttention, RelPosEmb)"
-    ) in out
+    assert "same layers, as ultralytics.nn.modules.halo_attention classes: ultralytics.nn.Addmodules.halo_attention (HaloAttention, RelPosEmb)" in out
     src_state = world["work"] / "check" / "det_n_trained_state.pt"
     r = run_in(world["trees"]["m"], CHECK_SAFE_LOAD, str(world["src"]["halo_n"]), str(world["out_dir"] / "layout.pt"),
                str(src_state), env={"ULTRALYTICS_SAFE_LOAD": "1"})
@@ -365,10 +359,8 @@ def test_refusals_write_nothing(world: dict, tmp_path: Path) -> None:
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint\n")
     plain = world["work"] / "check" / "plain_torch.pt"
-    refused = cli("weights", str(text), "-o", str(tmp_path / "a.pt"), "--target", tree)
-    assert refused.err == (
-        f"error: {text}: not a PyTorch checkpoint (neither torch's zip format nor a pickle); expected an Ultralytics .pt file\n"
-    )
+    refused = cli("weights", str(text), "-o", str(tmp_path / "a.pt"), "--target", tree).err
+    assert refused == f"error: {text}: not a PyTorch checkpoint (neither torch's zip format nor a pickle); expected an Ultralytics .pt file\n"
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(world["src"]["det_n"].read_bytes()[:5000])
     for bad, why in ((truncated, "not a PyTorch checkpoint this torch can read"), (plain, "a PyTorch file, but not an Ultralytics checkpoint")):
