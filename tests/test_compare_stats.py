@@ -229,7 +229,7 @@ def test_per_class_differences_are_means_over_seeds() -> None:
     assert rows["red"]["difference"] == pytest.approx(0.08 / 3, abs=1e-12)
     assert rows["blue"]["difference"] == pytest.approx(-0.02, abs=1e-12)
     md = markdown(doc_of(summary))
-    section = md.split(f"## Per-class AP50-95, {VARIANT} vs {BASE} (mean over seeds)")[1].split("## Fairness")[0]
+    section = md.split(f"## Per-class AP50-95(B), {VARIANT} vs {BASE} (mean over seeds)")[1].split("## Fairness")[0]
     assert "| red | 0.5000 | 0.5267 | +0.0267 |" in section
     assert "| blue | 0.2300 | 0.2100 | -0.0200 |" in section
     assert "green" not in section
@@ -313,4 +313,6 @@ def test_headline_metric_is_the_tasks(task: str) -> None:
     assert cmp["interval95"] == pytest.approx(list(t_interval([0.04, 0.03, 0.05])), abs=1e-5)
     md = markdown(doc_of(summary))
     assert f"| model | seeds | {metric.split('/')[-1]} mean ± sd |" in md
+    if "mAP" in metric:  # the per-class table is titled with the headline's AP: AP50-95(M) for segment
+        assert f"## Per-class {metric.split('/')[-1][1:]}, {VARIANT} vs {BASE}" in md
     assert f"| {VARIANT} | 3 | 0.3500 ± 0.0100 | +0.0400 [" in md
