@@ -124,6 +124,21 @@ def test_pairing_is_by_seed_not_by_order() -> None:
     assert statistics.mean(variant) - statistics.mean(base) < unpaired_half / 10
 
 
+def test_seeds_that_did_not_vary_the_training_are_one_run() -> None:
+    """Every seed gives the same difference (a release whose data loader ignores the seed trains the same model
+    each time): the interval has width 0, which is one run's evidence, not certainty: inconclusive."""
+    cmp = summarize_records(matrix(3), detect_records({BASE: [0.25] * 3, VARIANT: [0.5] * 3}))["comparisons"][VARIANT]
+    assert cmp["interval95"] == pytest.approx([0.25, 0.25], abs=1e-12)
+    assert cmp["verdict"] == "inconclusive"
+    assert cmp["reason"] == ("95% interval of the paired difference over 3 seeds [+0.2500, +0.2500]: every seed gave the "
+                             "same difference, so the seeds did not vary the training and count as one run")
+    worse = summarize_records(matrix(2), detect_records({BASE: [0.5] * 2, VARIANT: [0.25] * 2}))["comparisons"][VARIANT]
+    assert worse["verdict"] == "inconclusive"
+    same = summarize_records(matrix(2), detect_records({BASE: [0.0] * 2, VARIANT: [0.0] * 2}))["comparisons"][VARIANT]
+    assert (same["verdict"], same["reason"]) == (
+        "inconclusive", "95% interval of the paired difference over 2 seeds [+0.0000, +0.0000] includes 0")
+
+
 def test_missing_run_leaves_its_seed_out_of_the_pairs() -> None:
     """A seed where one model has no row is not paired (a stopped comparison keeps whole pairs)."""
     m = matrix(4)
