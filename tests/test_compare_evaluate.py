@@ -44,3 +44,17 @@ def test_per_image_and_per_class_follow_the_headline_metric(task: str) -> None:
     for i, name in enumerate(("red", "blue")):
         assert per_class[name]["AP50-95"] == pytest.approx(float(headline.ap[i]), abs=1e-9)
         assert per_class[name]["AP50-95"] == pytest.approx(mine["per_class"][i], abs=1e-9)
+
+
+def test_classify_has_no_per_class_ap_and_no_per_image_matches() -> None:
+    """Classification metrics have no box / mask / pose results: no per-class AP table and no bootstrap, rather
+    than an AttributeError on `metrics.box` at the end of a finished run."""
+    from types import SimpleNamespace
+
+    from ultralytics.utils.metrics import ClassifyMetrics
+
+    from halo_patch.compare.in_target import evaluate
+
+    metrics = ClassifyMetrics()
+    assert evaluate.per_class(metrics, {0: "red", 1: "blue"}) == {}
+    assert evaluate.per_image(SimpleNamespace(metrics=metrics)) == []
