@@ -36,7 +36,7 @@ TargetOption = Annotated[
 
 
 EXIT_CRASH = 3  # an unexpected error: one line on stderr naming the saved traceback file
-EXIT_INTERRUPTED = 130  # Ctrl-C: the run was rolled back (or the state dir names the interruption)
+EXIT_INTERRUPTED = 130  # Ctrl-C: the message says what is true (nothing changed, rolled back, or made)
 
 
 class _PipeSafeStream:
@@ -53,13 +53,17 @@ class _PipeSafeStream:
                 self._stream.write(text)
             except BrokenPipeError:
                 self._gone()
+            except UnicodeEncodeError:  # PYTHONIOENCODING=ascii: print what the stream can, never fail
+                self.write(text.encode(self.encoding, errors="replace").decode(self.encoding, errors="replace"))
+            except (OSError, ValueError):  # stdout unwritable (EIO, closed): the work is done, printing is not
+                self._gone()
         return len(text)
 
     def flush(self) -> None:
         if not self._closed:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
+            except (OSError, ValueError):
                 self._gone()
 
     def _gone(self) -> None:
@@ -80,7 +84,7 @@ class _PipeSafeStream:
 
     @property
     def encoding(self) -> str:
-        return getattr(self._stream, "encoding", "utf-8")
+        return getattr(self._stream, "encoding", None) or "utf-8"
 
 
 def _console(stderr: bool = False):
@@ -88,9 +92,9 @@ def _console(stderr: bool = False):
 
     from rich.console import Console
 
-    if stderr:
-        return Console(stderr=True, highlight=False)
-    return Console(file=_PipeSafeStream(sys.stdout), highlight=False)
+    stream = _PipeSafeStream(sys.stderr if stderr else sys.stdout)
+    # Piped output is plain and never wrapped: a long path stays one line, as a script reads it.
+    return Console(file=stream, highlight=False, soft_wrap=not stream.isatty())
 
 
 def _save_traceback() -> str:
@@ -112,6 +116,9 @@ def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
 
     from halo_patch.errors import HaloPatchError
 
+    from halo_patch import interrupts
+
+    interrupts.reset()
     console = _console()
     if quiet:
         console.quiet = True
@@ -121,7 +128,7 @@ def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
         _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        _console(stderr=True).print("[red]error:[/] interrupted (Ctrl-C); the run was rolled back", soft_wrap=True)
+        _console(stderr=True).print(f"[red]error:[/] {escape(interrupts.message())}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # noqa: BLE001 - the boundary: a crash is reported, never shown as exit 1
         path = _save_traceback()

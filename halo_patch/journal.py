@@ -44,6 +44,7 @@ from halo_patch.errors import (
     TargetError,
     UnfinishedError,
 )
+from halo_patch import interrupts, lock_holder, tempfiles
 from halo_patch.target import UltralyticsTarget
 
 SCHEMA = 2
@@ -487,10 +488,15 @@ def locked(target: UltralyticsTarget, on_wait: Callable[[], None] | None = None)
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise LockedError(
-                            f"{target.package_dir}: another halo-patch is running on this tree; try again when it ends"
+                            f"{target.package_dir}: locked by another process ({lock_holder.describe(where)}); "
+                            f"waited {wait:g} s (${LOCK_WAIT_ENV}); try again when it ends"
                         ) from None
                     time.sleep(0.05)
-        yield
+        tempfiles.sweep(target)  # what an earlier run cut short left behind
+        try:
+            yield
+        finally:
+            tempfiles.sweep(target)  # and what this one leaves, even after a second Ctrl-C
     finally:
         os.close(fd)
 
@@ -543,6 +549,7 @@ def commit(
         if s.after is not None:
             _real_file(s.path, target.package_dir)
     started = 0  # steps begun: the last one may be half way (its file is then old or new, never torn)
+    interrupts.enter(interrupts.Phase.WRITING, op)
     try:
         _prepare(target, op, steps, manifest, dirs, keep)
         for s in steps:
@@ -550,9 +557,12 @@ def commit(
             _forward(target, s, op)
     except BaseException as exc:
         _rollback(target, op, steps[:started], dirs, exc)
+        interrupts.enter(interrupts.Phase.ROLLED_BACK, op)
         raise
+    interrupts.enter(interrupts.Phase.MADE, op)
     try:
         _finish(target, op, manifest, dirs)
+        interrupts.enter(interrupts.Phase.DONE, op)
     except OSError as exc:  # every file is changed; only the state dir's bookkeeping is behind
         raise UnfinishedError(
             f"{describe_failure(exc)}; the {op} is made but the state dir could not be updated; "
@@ -721,6 +731,7 @@ def recover(target: UltralyticsTarget) -> str | None:
     pending = load_pending(target)
     if pending is None:
         return None
+    interrupts.enter(interrupts.Phase.WRITING, pending.op)
     _sweep_tmp(target.root / Path(s["path"]).parent for s in pending.steps)
     for raw in pending.steps:
         path = target.root / raw["path"]
@@ -737,4 +748,5 @@ def recover(target: UltralyticsTarget) -> str | None:
             raise StateError(f"{target.state_dir / BLOBS / raw['to']}: missing or damaged; cannot finish the interrupted {pending.op}")
         _forward(target, Step(path, raw["path"], None if current is None else path.read_bytes(), after, raw["mode"]), pending.op)
     _finish(target, pending.op, pending.manifest, pending.dirs)
+    interrupts.enter(interrupts.Phase.RECOVERED, pending.op)
     return pending.op

@@ -54,7 +54,10 @@ def line_counts(before: bytes | None, after: bytes | None) -> str:
 
 
 def table(title: str, columns: list[str]) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
+    """A table whose cells are never cropped (plain columns when piped or too narrow)."""
+    from halo_patch.table_out import WholeTable
+
+    t = WholeTable(title=title, title_justify="left", header_style="bold")
     for c in columns:
         t.add_column(c)
     return t
