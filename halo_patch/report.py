@@ -19,6 +19,8 @@ def print_target(console: Console, target: UltralyticsTarget) -> None:
         f"({target.kind}, {writable})",
         highlight=False,
     )
+    if target.elsewhere:
+        console.print(f"[yellow]note:[/] {escape(target.elsewhere)}", highlight=False)
 
 
 def unified_diff(rel: str, before: bytes | None, after: bytes | None) -> str:

@@ -8,28 +8,33 @@ import os
 import stat
 from pathlib import Path
 
-from halo_patch.errors import AnchorError, HaloPatchError
+from halo_patch.errors import AnchorError
 
 MAX_YAML_BYTES = 4 * 1024 * 1024  # a model yaml is a few KiB; anything this big is not one
 MAX_NESTING = 200  # a real Ultralytics source nests < 40 deep; libcst recurses per level (and crashes far deeper)
 
 
-def read_regular(path: Path, what: str, limit: int = MAX_YAML_BYTES) -> bytes:
-    """The bytes of `path` if it is a regular file of at most `limit` bytes; else one-line HaloPatchError.
-
-    Opened non-blocking (a FIFO never hangs) and checked with fstat on the opened file (no race)."""
+def read_regular(path: Path, label: str, expected: str, limit: int = MAX_YAML_BYTES) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes, else one-line AnchorError
+    (`<label>: <what is wrong>; expected <expected>`). Opened non-blocking, so a FIFO never hangs, and
+    checked with fstat on the opened file; never reads more than `limit` + 1 bytes (/dev/zero)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise HaloPatchError(f"{what} {path}: no such file; expected {_expected(limit)}") from None
+        raise AnchorError(f"{label}: no such file; expected {expected}") from None
+    except IsADirectoryError:
+        raise AnchorError(f"{label}: is a directory; expected {expected}") from None
     except OSError as exc:
-        raise HaloPatchError(f"{what} {path}: cannot be read ({exc.strerror}); expected {_expected(limit)}") from None
+        raise AnchorError(f"{label}: cannot be read ({exc.strerror}); expected {expected}") from None
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise AnchorError(f"{label}: is a directory; expected {expected}")
         if not stat.S_ISREG(st.st_mode):
-            raise HaloPatchError(f"{what} {path}: {_kind(st.st_mode)}, not a regular file; expected {_expected(limit)}")
+            raise AnchorError(f"{label}: {_kind(st.st_mode)}, not a regular file; expected {expected}")
+        too_big = f"{label}: larger than {limit // (1024 * 1024)} MiB; expected {expected}"
         if st.st_size > limit:
-            raise HaloPatchError(f"{what} {path}: {st.st_size} bytes; expected {_expected(limit)}")
+            raise AnchorError(too_big)
         os.set_blocking(fd, True)
         chunks, size = [], 0
         while size <= limit:
@@ -39,20 +44,16 @@ def read_regular(path: Path, what: str, limit: int = MAX_YAML_BYTES) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:  # it grew while we read it
-            raise HaloPatchError(f"{what} {path}: more than {limit} bytes; expected {_expected(limit)}")
+            raise AnchorError(too_big)
         return b"".join(chunks)
     except OSError as exc:
-        raise HaloPatchError(f"{what} {path}: cannot be read ({exc.strerror}); expected {_expected(limit)}") from None
+        raise AnchorError(f"{label}: cannot be read ({exc.strerror}); expected {expected}") from None
     finally:
         os.close(fd)
 
 
-def _expected(limit: int) -> str:
-    return f"a regular file of at most {limit // (1024 * 1024)} MiB"
-
-
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return name

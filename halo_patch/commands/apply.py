@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from halo_patch import journal, journal_apply, report
 from halo_patch.errors import AdoptError, DriftError, HaloPatchError
+from halo_patch.model_yaml import resolve_base
 from halo_patch.model_yaml.report import print_model_yaml
 from halo_patch.plan import ApplyOptions, Plan, detect_layout, plan_apply
 from halo_patch.target import find_target, require_writable
@@ -42,6 +43,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
     if check or dry_run:
         return _preview(target, options, dry_run, check, console)
     require_writable(target)
+    resolve_base(target, options.base)  # a bad --base (a FIFO, /dev/zero, not a yaml) fails here, before the lock
     with journal.locked(target, on_wait=lambda: report.print_waiting(console, target)):
         report.print_recovered(console, journal.recover(target))
         plan = _plan(target, options, console)
