@@ -10,10 +10,30 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from halo_patch import __version__
 
+def _flags_without_type(params: list) -> list:
+    """Flags show no `<bool>` type placeholder in --help (Typer 0.29 prints one for each)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        return _flags_without_type(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="halo-patch",
     help="Add the HaloAttention layer to an Ultralytics YOLO11 code base, exactly and reversibly.",
     rich_markup_mode="rich",
@@ -33,6 +53,19 @@ TargetOption = Annotated[
         show_default=False,
     ),
 ]
+
+JsonOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--json",
+        help="Also write a machine-readable report to this file; `-`: print only the report, to stdout.",
+        show_default=False,
+    ),
+]
+
+
+def _json_quiet(json_path: Optional[Path]) -> bool:
+    return json_path is not None and str(json_path) == "-"
 
 
 EXIT_CRASH = 3  # an unexpected error: one line on stderr naming the saved traceback file
@@ -158,7 +191,7 @@ def main_options(
     """
 
 
-@app.command()
+@app.command(cls=_Command)
 def apply(
     target: TargetOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", "--diff", help="Print a unified diff; write nothing.")] = False,
@@ -167,7 +200,12 @@ def apply(
         str, typer.Option("--base", help="Base model yaml: a name from the target's cfg/models/ (see `halo-patch bases`) or a path.")
     ] = "yolo11",
     after: Annotated[
-        Optional[list[int]], typer.Option("--after", help="Insert HaloAttention after this layer (repeatable). Default: before SPPF.")
+        Optional[list[int]],
+        typer.Option(
+            "--after",
+            help="Insert HaloAttention after this layer (repeatable). Default: the base's `default --after` in "
+            "`halo-patch bases` (before its spatial pyramid pooling layer, e.g. SPPF; else the last backbone layer).",
+        ),
     ] = None,
     args: Annotated[str, typer.Option("--args", help="HaloAttention arguments: block,halo[,dim_head,heads].")] = "2,1",
     layout: Annotated[
@@ -180,25 +218,28 @@ def apply(
         ),
     ] = None,
     adopt: Annotated[bool, typer.Option("--adopt", help="Take over a hand-made (tutorial) HaloAttention install.")] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
     from halo_patch.commands import apply as cmd
 
     def run(console) -> int:  # the flags are checked inside the error boundary: a bad --args is one line, exit 2
-        return cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt), console)
+        return cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt), console, json_path)
 
-    _run(run)
+    _run(run, quiet=_json_quiet(json_path))
 
 
-@app.command()
-def bases(target: TargetOption = None) -> None:
+@app.command(cls=_Command)
+def bases(target: TargetOption = None, json_path: JsonOption = None) -> None:
     """List the base model yamls the target offers for `apply --base`."""
+    from functools import partial
+
     from halo_patch.commands import bases as cmd
 
-    _run(cmd.run, target)
+    _run(partial(cmd.run, json_path=json_path), target, quiet=_json_quiet(json_path))
 
 
-@app.command()
+@app.command(cls=_Command)
 def revert(
     target: TargetOption = None,
     force: Annotated[
@@ -216,15 +257,17 @@ def revert(
     _run(cmd.run, target, force)
 
 
-@app.command()
-def status(target: TargetOption = None) -> None:
+@app.command(cls=_Command)
+def status(target: TargetOption = None, json_path: JsonOption = None) -> None:
     """Show each change (applied / absent / drifted). Exit 0 when fully applied, 1 otherwise."""
+    from functools import partial
+
     from halo_patch.commands import status as cmd
 
-    _run(cmd.run, target)
+    _run(partial(cmd.run, json_path=json_path), target, quiet=_json_quiet(json_path))
 
 
-@app.command()
+@app.command(cls=_Command)
 def verify(
     target: TargetOption = None,
     base: Annotated[

@@ -7,14 +7,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from halo_patch import report
+from halo_patch import json_report, report
 from halo_patch.target import find_target
 from halo_patch.tree_status import APPLIED, DRIFTED, check_status
 
 _STYLE = {APPLIED: "green", DRIFTED: "yellow"}
 
 
-def run(target_path: Path | None, console: Console) -> int:
+def run(target_path: Path | None, console: Console, json_path: Path | None = None) -> int:
+    json_report.check_path(json_path)
     target = find_target(target_path, leftovers=True)
     report.print_target(console, target)
     status = check_status(target)
@@ -36,4 +37,6 @@ def run(target_path: Path | None, console: Console) -> int:
     else:
         verdict = "fully applied" if status.fully_applied else "not applied" if status.nothing_applied else "partially applied"
     console.print(f"HaloAttention is {verdict}.")
-    return 0 if status.fully_applied else 1
+    code = 0 if status.fully_applied else 1
+    json_report.write(json_path, json_report.status_dict(status, verdict, code))
+    return code
