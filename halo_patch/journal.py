@@ -488,7 +488,7 @@ def locked(target: UltralyticsTarget, on_wait: Callable[[], None] | None = None)
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise LockedError(
-                            f"{target.package_dir}: locked by another process ({lock_holder.describe(where)}); "
+                            f"{target.package_dir}: locked by another program, {lock_holder.describe(where)}; "
                             f"waited {wait:g} s (${LOCK_WAIT_ENV}); try again when it ends"
                         ) from None
                     time.sleep(0.05)

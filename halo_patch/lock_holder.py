@@ -28,7 +28,7 @@ def holders(path: Path) -> list[int]:
             pid = int(parts[4])
         except ValueError:
             continue
-        if key == want and pid > 0 and pid != os.getpid():
+        if key == want and pid > 0:
             pids.append(pid)
     return list(dict.fromkeys(pids))
 
@@ -48,7 +48,7 @@ def describe_pid(pid: int) -> str:
     except (OSError, StopIteration, ValueError, IndexError):
         pass
     try:
-        command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", errors="replace").strip()
+        command = " ".join((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", errors="replace").split())  # one line
     except OSError:
         pass
     details = ": ".join(x for x in (f"user {user}" if user else "", command) if x)

@@ -1,7 +1,7 @@
 """Tables that never crop a cell: a file, a base name or a command is shown whole at any width.
 
-On a terminal wide enough, the usual rich table; narrower, or piped, plain aligned columns (one row
-per line, nothing wrapped or cut: long lines are left to the terminal to wrap)."""
+Where every cell fits whole, the usual rich table. Narrower: piped, plain aligned columns (one row per
+line, never wrapped or cut); on a terminal, one block per row, wrapped at the terminal's width."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class WholeTable(Table):
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         title_fits = not self.title or cell_len(_plain(self.title)) <= options.max_width
-        if console.is_terminal and self.natural_width() <= options.max_width and title_fits:
+        if self.natural_width() <= options.max_width and title_fits:  # fits: every cell whole in the box
             yield from super().__rich_console__(console, options)
             return
         if console.is_terminal:  # too narrow for the boxed table: one block per row, wrapped, never cropped
