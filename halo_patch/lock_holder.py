@@ -59,5 +59,5 @@ def describe(path: Path) -> str:
     """Who holds the lock on `path`, in words, for a message."""
     pids = holders(path)
     if not pids:
-        return "held by a process this user cannot see (see /proc/locks)"
+        return "held by a process not listed in /proc/locks (hidden from this user, or it has just let go)"
     return "held by " + ", ".join(describe_pid(p) for p in pids)

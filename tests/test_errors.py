@@ -88,7 +88,7 @@ def test_failed_write_rolls_back_everything(tree: Path) -> None:
 
 def test_lock_stops_a_second_run(tree: Path, monkeypatch) -> None:
     """The lock is flock on the package dir itself: a run that cannot get it within
-    HALO_PATCH_LOCK_WAIT seconds says another halo-patch is running and changes nothing."""
+    HALO_PATCH_LOCK_WAIT seconds names the holder (pid, user, command) and changes nothing."""
     import fcntl
     import os
 

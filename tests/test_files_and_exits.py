@@ -174,7 +174,7 @@ def test_ctrl_c_exits_130_rolled_back(tree: Path, monkeypatch) -> None:
     monkeypatch.setattr(journal, "_ops", 0)
     monkeypatch.setenv(journal.FAULT_ENV, "20:interrupt")
     result = cli("apply", "--target", str(tree))
-    assert result.code == 130 and result.err == "error: interrupted (Ctrl-C); the run was rolled back\n"
+    assert result.code == 130 and result.err == "error: interrupted (Ctrl-C); the apply was rolled back, nothing changed\n"
     assert tree_hashes(tree) == pristine
 
 
