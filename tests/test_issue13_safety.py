@@ -369,3 +369,17 @@ def test_lock_held_by_another_program_names_its_pid(tmp_path: Path) -> None:
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert re.search(rf"locked by another program, held by pid {holder.pid} \(user \S+: {re.escape(sys.executable)} -c ", r.stderr), r.stderr
     assert "waited 0 s ($HALO_PATCH_LOCK_WAIT)" in r.stderr
+
+
+def test_verify_export_names_exactly_the_missing_module(patched_installed: Path, tmp_path: Path) -> None:
+    """Only onnxslim missing (hidden from the target's Python by a sitecustomize): the export row
+    names onnxslim alone, never `onnxslim/onnxruntime`."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['onnxslim'] = None  # find_spec -> None, import fails\n")
+    report = tmp_path / "verify.json"
+    r = run_cli("verify", "--target", str(patched_installed.parent), "--export", "onnx", "--imgsz", "64", "--json", str(report),
+                env={"PYTHONPATH": str(hide)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    export = next(s for s in json.loads(report.read_text())["steps"] if s["id"] == "export:n")
+    assert export["detail"].endswith("(not simplified: onnxslim not installed)"), export["detail"]
