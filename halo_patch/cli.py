@@ -301,6 +301,32 @@ def verify(
     _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet, base)
 
 
+@app.command()
+def weights(
+    src: Annotated[Path, typer.Argument(metavar="SRC", help="An Ultralytics checkpoint: yolo11n.pt, or your own best.pt / last.pt.", show_default=False)],
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Where to write the new checkpoint. Default: <stem of SRC>-HaloAttention.pt here.", show_default=False),
+    ] = None,
+    yaml_spec: Annotated[
+        Optional[str],
+        typer.Option(
+            "--yaml",
+            help="The HaloAttention yaml to build, as YOLO takes it (yolo11s-seg-HaloAttention.yaml) or a path. "
+            "Default: the one apply wrote for SRC's model, at SRC's scale.",
+            show_default=False,
+        ),
+    ] = None,
+    target: TargetOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT when it exists.")] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write a machine-readable report to this file.")] = None,
+) -> None:
+    """Carry a checkpoint's tensors into the HaloAttention model: every layer to the index it moved to, names kept."""
+    from halo_patch.commands import weights as cmd
+
+    _run(cmd.run, src, out, yaml_spec, target, force, json_path)
+
+
 def main() -> None:
     import os
     import sys
