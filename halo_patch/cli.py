@@ -301,7 +301,7 @@ def verify(
     _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet, base)
 
 
-@app.command()
+@app.command(cls=_Command)
 def weights(
     src: Annotated[Path, typer.Argument(metavar="SRC", help="An Ultralytics checkpoint: yolo11n.pt, or your own best.pt / last.pt.", show_default=False)],
     out: Annotated[
