@@ -110,7 +110,10 @@ class _PipeSafeStream:
             pass
 
     def isatty(self) -> bool:
-        return not self._closed and self._stream.isatty()
+        try:
+            return not self._closed and self._stream.isatty()
+        except (OSError, ValueError):  # a closed stream
+            return False
 
     def fileno(self) -> int:
         return self._stream.fileno()
@@ -250,11 +253,14 @@ def revert(
             "Never writes an old release's tasks.py over a newer one.",
         ),
     ] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Take HaloAttention out again: our nodes out of tasks.py (your own edits stay), our files deleted."""
+    from functools import partial
+
     from halo_patch.commands import revert as cmd
 
-    _run(cmd.run, target, force)
+    _run(partial(cmd.run, json_path=json_path), target, force, quiet=_json_quiet(json_path))
 
 
 @app.command(cls=_Command)

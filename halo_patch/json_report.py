@@ -1,4 +1,4 @@
-"""`--json PATH` for status, bases and apply (verify has its own): the same facts as the tables, for
+"""`--json PATH` for status, bases, apply and revert (verify has its own): the same facts as the tables, for
 scripts and CI. PATH `-` writes the report to stdout instead of the tables."""
 
 from __future__ import annotations
@@ -112,4 +112,15 @@ def apply_dict(target: UltralyticsTarget, plan, result: str, code: int) -> dict:
             for m in plan.models
         ],
         "exit_code": code,
+    }
+
+
+def revert_dict(target: UltralyticsTarget, plan, result: str) -> dict:
+    """`result`: reverted or nothing to revert; each file with what revert did to it."""
+    return {
+        "target": target_dict(target),
+        "result": result,
+        "files": [{"file": rel, "action": action} for rel, action in plan.rows],
+        "notes": list(plan.notes),
+        "exit_code": 0,
     }

@@ -161,6 +161,11 @@ def test_json_reports_of_status_bases_and_apply(tmp_path: Path) -> None:
     assert listed["yolo11"]["file"] == "ultralytics/cfg/models/11/yolo11.yaml" and listed["yolo11"]["layers"] == len(_rows(package / "cfg/models/11/yolo11.yaml"))
     assert "yolo11-seg-HaloAttention" not in listed
     assert cli("status", "--target", str(root), "--json", str(tmp_path / "no" / "x.json")).code == 2
+    reverted = cli("revert", "--target", str(root), "--json", "-")
+    data = json.loads(reverted.out)
+    assert reverted.code == 0 and data["result"] == "reverted"
+    assert {f["file"] for f in data["files"]} >= {seg, "ultralytics/nn/tasks.py"} and not (root / seg).exists()
+    assert json.loads(cli("revert", "--target", str(root), "--json", "-").out)["result"] == "nothing to revert"
 
 
 def _rows(path: Path) -> list:

@@ -7,12 +7,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from halo_patch import journal, journal_revert, report
+from halo_patch import journal, journal_revert, json_report, report
 from halo_patch.errors import DriftError, HaloPatchError
 from halo_patch.target import find_target, require_writable
 
 
-def run(target_path: Path | None, force: bool, console: Console) -> int:
+def run(target_path: Path | None, force: bool, console: Console, json_path: Path | None = None) -> int:
+    json_report.check_path(json_path)
     target = find_target(target_path, leftovers=True)
     report.print_target(console, target)
     require_writable(target)
@@ -32,6 +33,7 @@ def run(target_path: Path | None, force: bool, console: Console) -> int:
             )
         if plan.empty and not target.state_dir.exists():
             console.print("HaloAttention is not applied; nothing to revert.")
+            json_report.write(json_path, json_report.revert_dict(target, plan, "nothing to revert"))
             return 0
         try:
             journal_revert.commit_revert(target, plan)
@@ -41,4 +43,5 @@ def run(target_path: Path | None, force: bool, console: Console) -> int:
     for rel, action in plan.rows:
         t.add_row(escape(rel), escape(action))
     console.print(t)
+    json_report.write(json_path, json_report.revert_dict(target, plan, "reverted"))
     return 0
