@@ -265,7 +265,7 @@ def test_status_after_pip_uninstall_says_uninstalled(tmp_path: Path) -> None:
 
 
 def test_help_has_no_bool_placeholder_and_a_true_after_default() -> None:
-    for argv in ([], ["apply"], ["revert"], ["status"], ["bases"], ["verify"], ["weights"]):
+    for argv in ([], ["apply"], ["revert"], ["status"], ["bases"], ["verify"], ["weights"], ["compare"]):
         text = cli(*argv, "--help").out
         assert "<bool>" not in text and "--help" in text
     text = " ".join(cli("apply", "--help").out.split())
