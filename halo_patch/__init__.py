@@ -1,12 +1,12 @@
-"""halo-patch: add HaloAttention to an Ultralytics YOLO11 code base, exactly and reversibly.
+"""halo-patch: add a module (HaloAttention by default) to an Ultralytics YOLO code base, exactly and reversibly.
 
-The data path, one module per step:
-    target.py  find the Ultralytics tree             -> UltralyticsTarget
-    plan.py    compute every file change in memory   -> Plan (pure, no writes)
-    journal.py commit steps as one crash-safe transaction (write-ahead journal, lock, rollback)
-    journal_apply.py / journal_revert.py: a Plan -> journal steps; a revert planned from the tree
-    footprint.py    what apply leaves, recognisable without the state dir (table of edits/files)
-    tree_status.py  compare a tree with what apply writes -> StatusReport
+Start at `halo_patch.modules`: the spec of what is installed. The data path, one layer each:
+    target.py     find the Ultralytics tree (every path of it)      -> UltralyticsTarget
+    planning/     compute every file change in memory (pure)        -> Plan (a frozen ChangeSet + report data)
+    journal/      commit a ChangeSet as one crash-safe transaction (write-ahead journal, lock, rollback)
+    footprint.py  what apply leaves, recognisable without the state dir (the one table of edits/files)
+    tree_status.py compare a tree with the footprint table          -> StatusReport
+    commands/     parse options, call, print
 """
 
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from halo_patch import __version__
+from halo_patch.modules import DEFAULT as MODULE
 
 def _flags_without_type(params: list) -> list:
     """Flags show no `<bool>` type placeholder in --help (Typer 0.29 prints one for each)."""
@@ -35,7 +36,7 @@ class _Group(TyperGroup):
 app = typer.Typer(
     cls=_Group,
     name="halo-patch",
-    help="Add the HaloAttention layer to an Ultralytics YOLO11 code base, exactly and reversibly.",
+    help=f"Add the {MODULE.class_name} layer to an Ultralytics YOLO11 code base, exactly and reversibly.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
@@ -58,7 +59,7 @@ JsonOption = Annotated[
     Optional[Path],
     typer.Option(
         "--json",
-        help="Also write a machine-readable report to this file; `-`: print only the report, to stdout.",
+        help="Also write a machine-readable report to this file; `-`: print only the report, to stdout (any progress: stderr).",
         show_default=False,
     ),
 ]
@@ -206,11 +207,11 @@ def apply(
         Optional[list[int]],
         typer.Option(
             "--after",
-            help="Insert HaloAttention after this layer (repeatable). Default: the base's `default --after` in "
+            help=f"Insert {MODULE.class_name} after this layer (repeatable). Default: the base's `default --after` in "
             "`halo-patch bases` (before its spatial pyramid pooling layer, e.g. SPPF; else the last backbone layer).",
         ),
     ] = None,
-    args: Annotated[str, typer.Option("--args", help="HaloAttention arguments: block,halo[,dim_head,heads].")] = "2,1",
+    args: Annotated[str, typer.Option("--args", help=f"{MODULE.class_name} arguments: block,halo[,dim_head,heads].")] = "2,1",
     layout: Annotated[
         Optional[str],
         typer.Option(
@@ -220,7 +221,7 @@ def apply(
             show_default=False,
         ),
     ] = None,
-    adopt: Annotated[bool, typer.Option("--adopt", help="Take over a hand-made (tutorial) HaloAttention install.")] = False,
+    adopt: Annotated[bool, typer.Option("--adopt", help=f"Take over a hand-made (tutorial) {MODULE.class_name} install.")] = False,
     json_path: JsonOption = None,
 ) -> None:
     """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
@@ -280,7 +281,7 @@ def verify(
         Optional[str],
         typer.Option(
             "--base",
-            help="Check only the HaloAttention yamls apply wrote for these bases, comma-separated (yolo11-seg,yolo11-pose). "
+            help=f"Check only the {MODULE.class_name} yamls apply wrote for these bases, comma-separated (yolo11-seg,yolo11-pose). "
             "Default: every one.",
             show_default=False,
         ),
@@ -332,12 +333,12 @@ def compare(
     sets: Annotated[
         Optional[list[str]], typer.Option("--set", help="KEY=VALUE: any other train argument, the same for every run (repeatable).", show_default=False)
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (progress goes to stderr).")] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Train the base and its HaloAttention variants over paired seeds, fairly; report the difference with its interval."""
     from halo_patch.commands import compare as cmd
 
-    _run(cmd.run, target, data, model, variant, weights, seeds, epochs, imgsz, batch, device, out, sets, as_json)
+    _run(cmd.run, target, data, model, variant, weights, seeds, epochs, imgsz, batch, device, out, sets, json_path)
 
 
 @app.command(cls=_Command)
@@ -358,7 +359,7 @@ def weights(
     ] = None,
     target: TargetOption = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT when it exists.")] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write a machine-readable report to this file.")] = None,
+    json_path: JsonOption = None,
 ) -> None:
     """Carry a checkpoint's tensors into the HaloAttention model: every layer to the index it moved to, names kept."""
     from halo_patch.commands import weights as cmd

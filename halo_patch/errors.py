@@ -17,6 +17,10 @@ class AnchorError(HaloPatchError):
     """A structure that apply edits (parse_model, the `m in ...` chain, yolo11.yaml) is missing."""
 
 
+class NotPythonError(AnchorError):
+    """A source file apply edits does not parse as Python (status shows it; apply and revert stop)."""
+
+
 class DriftError(HaloPatchError):
     """A file changed since apply; revert refuses without --force."""
 

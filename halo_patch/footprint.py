@@ -1,11 +1,13 @@
 """What apply leaves in a tree, recognisable without the state dir: a table of our edits and files.
 
-Two tables, one row per thing apply makes; status and revert read only the tables, so a new layout
-or file registers a row (`register_python_edit`, `register_created_file`, `register_owned_dir`):
+The tables, one row per thing apply makes; apply, status and revert read them, so a new layout or
+file registers a row (`register_python_edit`, `register_created_file`, `register_owned_dir`):
 
-- PYTHON_EDITS: a Python file apply edits in place, and the `remove_*` transforms that take our
-  nodes out of its current text (after an upgrade, or beside a user's own edits). When apply
-  created the file, what is left after removal equals its stub and the file is deleted instead.
+- PYTHON_EDITS: a Python file apply edits in place (in apply's write order: packages first, tasks.py
+  last; revert walks it backwards), and its `nodes`: each edit of ours in it, how status names it
+  and finds it, and the `remove_*` transform that takes it out of the current text (after an
+  upgrade, or beside a user's own edits). When apply created the file, what is left after removal
+  equals its stub and the file is deleted instead.
 - CREATED_FILES: files apply creates, and how to tell that one is still exactly as written (the
   shipped template's bytes, a valid ownership seal).
 """
@@ -17,19 +19,37 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from halo_patch import ownership, plan, transforms
+from halo_patch import ownership, transforms
+from halo_patch.planning import layout
+from halo_patch.journal.state import Action
+from halo_patch.modules import SPECS
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import Removal, SourceFile
 from halo_patch.transforms.source import decode_source, encode_source
 
+
+@dataclass(frozen=True)
+class Node:
+    """One edit of ours in a Python file: its name in status, whether it is there, how it goes."""
+
+    name: str
+    present: Callable[[SourceFile, layout.Layout], bool]  # status: applied (else absent)
+    remove: Callable[..., Removal]  # called as remove(src, force=...): our node out, or found edited
+    layouts: tuple[layout.Layout, ...] = tuple(layout.Layout)  # the layouts status shows it for
+
+
 @dataclass(frozen=True)
 class PythonEdit:
-    """A Python file apply edits: where it is, how to take our nodes out, its stub if apply creates it."""
+    """A Python file apply edits: where it is, our nodes in it, its stub if apply creates it."""
 
     name: str
     locate: Callable[[UltralyticsTarget], Path]
-    removers: tuple[Callable[..., Removal], ...]  # each called as remove(src, force=...)
+    nodes: tuple[Node, ...]
     stub: bytes | None = None  # the file's bytes without our nodes when apply created it
+
+    @property
+    def removers(self) -> tuple[Callable[..., Removal], ...]:
+        return tuple(n.remove for n in self.nodes)
 
 
 @dataclass(frozen=True)
@@ -61,10 +81,10 @@ def register_owned_dir(locate: Callable[[UltralyticsTarget], Path]) -> None:
 def model_yamls(target: UltralyticsTarget) -> list[Path]:
     """Files named like a yaml apply writes (`<stem>-HaloAttention.yaml`, or after --adopt
     `<stem>-HaloAttention-halo-patch.yaml`) in cfg/models/<dir>/; ours only while sealed."""
-    models = target.package_dir / "cfg" / "models"
+    models = target.models_dir
     if not models.is_dir():
         return []
-    names = ("*/*-HaloAttention.yaml", "*/*-HaloAttention-halo-patch.yaml")
+    names = [f"*/*{suffix}.yaml" for spec in SPECS for suffix in (spec.yaml_suffix, spec.adopt_suffix)]
     return sorted({p for pattern in names for p in models.glob(pattern)})
 
 
@@ -72,30 +92,47 @@ def _remove_modules_import(src: SourceFile, force: bool = False) -> Removal:
     return transforms.remove_class_import(src, transforms.MODULES_IMPORT, force=force)  # --layout modules
 
 
+def _binds_class(src: SourceFile, chosen: layout.Layout) -> bool:
+    return transforms.binds_class(src, layout.class_package(chosen))
+
+
+ADDMODULES, MODULES = (layout.Layout.ADDMODULES,), (layout.Layout.MODULES,)
 register_python_edit(
-    PythonEdit("tasks.py", lambda t: t.tasks_py, (transforms.remove_class_import, _remove_modules_import, transforms.remove_branch))
+    PythonEdit(
+        "nn/modules/__init__.py",
+        lambda t: t.modules_init,
+        (Node("nn/modules export", lambda src, _: transforms.has_modules_export(src), transforms.remove_modules_export, MODULES),),
+    )
 )
 register_python_edit(
     PythonEdit(
         "Addmodules/__init__.py",
-        lambda t: t.addmodules_dir / "__init__.py",
-        (transforms.remove_package_import,),
-        stub=plan.PACKAGE_INIT.encode(),
+        lambda t: t.addmodules_init,
+        (Node("Addmodules import", lambda src, _: transforms.has_package_import(src), transforms.remove_package_import, ADDMODULES),),
+        stub=layout.PACKAGE_INIT.encode(),
     )
 )
 register_python_edit(
-    PythonEdit("nn/modules/__init__.py", lambda t: t.package_dir / "nn" / "modules" / "__init__.py", (transforms.remove_modules_export,))
+    PythonEdit(
+        "tasks.py",
+        lambda t: t.tasks_py,
+        (
+            Node("tasks.py import", _binds_class, transforms.remove_class_import, ADDMODULES),
+            Node("tasks.py import", _binds_class, _remove_modules_import, MODULES),
+            Node("parse_model branch", lambda src, _: transforms.has_branch(src), transforms.remove_branch),
+        ),
+    )
 )
 register_created_file(
     CreatedFile(
-        "HaloAttention module",
-        lambda t: [plan.module_path(t, layout) for layout in plan.LAYOUTS],
-        lambda b: as_lf(b) == plan.module_template(),
+        f"{layout.MODULE.class_name} module",
+        lambda t: [layout.module_path(t, each) for each in layout.Layout],
+        lambda b: as_lf(b) == layout.module_template(),
     )
 )
 register_created_file(CreatedFile("model yaml", model_yamls, ownership.is_sealed))
 register_owned_dir(lambda t: t.addmodules_dir)
-register_owned_dir(lambda t: t.package_dir / "cfg" / "models" / "custom")
+register_owned_dir(lambda t: t.custom_models_dir)
 
 
 # ---------------------------------------------------------------- reading files
@@ -144,10 +181,10 @@ def is_inside(target: UltralyticsTarget, path: Path) -> bool:
     return real == package or package in real.parents
 
 
-def is_our_entry(target: UltralyticsTarget, path: Path, action: str) -> bool:
+def is_our_entry(target: UltralyticsTarget, path: Path, action: Action) -> bool:
     """Whether a manifest entry names something apply makes: a Python file it edits, or a created
     file whose bytes are recognisably ours. A foreign manifest naming other files is ignored."""
     if python_edit_for(target, path) is not None:
         return True
     data = read_regular(path)
-    return action == "created" and data is not None and any(c.is_ours(data) for c in CREATED_FILES)
+    return action is Action.CREATED and data is not None and any(c.is_ours(data) for c in CREATED_FILES)

@@ -27,7 +27,9 @@ def enter(phase: Phase, op: str) -> None:
 
 
 def _result(op: str) -> str:
-    return "HaloAttention is applied" if op == "apply" else "HaloAttention is taken out"
+    from halo_patch.modules import DEFAULT
+
+    return f"{DEFAULT.class_name} is applied" if op == "apply" else f"{DEFAULT.class_name} is taken out"
 
 
 def message() -> str:

@@ -1,5 +1,5 @@
-"""`--json PATH` for status, bases, apply and revert (verify has its own): the same facts as the tables, for
-scripts and CI. PATH `-` writes the report to stdout instead of the tables."""
+"""`--json PATH` for status, bases, apply, revert, weights and compare (verify has its own): the same facts
+as the tables, for scripts and CI. PATH `-` writes the report to stdout instead of the tables."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def target_dict(target: UltralyticsTarget) -> dict:
     return {
         "package_dir": str(target.package_dir),
         "root": str(target.root),
-        "kind": target.kind,
+        "kind": str(target.kind),
         "ultralytics": target.version,
         "writable": target.writable,
         "elsewhere": target.elsewhere or None,
@@ -36,11 +36,14 @@ def target_dict(target: UltralyticsTarget) -> dict:
 
 
 def write(json_path: Path | None, data: dict) -> None:
-    """Write the report; a failure to write it is one line on stderr, never a changed exit code
-    (the work it reports is done)."""
-    if json_path is None:
-        return
-    text = json.dumps({"halo_patch": __version__, **data}, indent=2) + "\n"
+    """Write the report, stamped with halo-patch's version (see `emit`)."""
+    if json_path is not None:
+        emit(json_path, json.dumps({"halo_patch": __version__, **data}, indent=2) + "\n")
+
+
+def emit(json_path: Path, text: str) -> None:
+    """Write a JSON text to the file, or to stdout for `-`; a failure to write it is one line on stderr,
+    never a changed exit code (the work it reports is done)."""
     try:
         if to_stdout(json_path):
             sys.stdout.write(text)
@@ -61,7 +64,7 @@ def status_dict(status, verdict: str, code: int) -> dict:
         "fully_applied": status.fully_applied,
         "interrupted": status.interrupted,
         "state_trusted": status.state_trusted,
-        "changes": [{"change": c.change, "file": c.path, "state": c.state, "detail": c.detail} for c in status.changes],
+        "changes": [{"change": c.change, "file": c.path, "state": str(c.state), "detail": c.detail} for c in status.changes],
         "notes": list(status.notes),
         "hand_made": [{"what": f.what, "file": f.path, "in_use": f.in_use, "detail": f.detail} for f in status.findings],
         "exit_code": code,
@@ -93,12 +96,12 @@ def apply_dict(target: UltralyticsTarget, plan, result: str, code: int) -> dict:
         "result": result,
         "changes": [
             {
-                "change": c.what,
-                "file": target.relative(c.path),
-                "action": "create" if c.before is None else "modify",
-                "lines": report.line_counts(c.before, c.after),
+                "change": e.why,
+                "file": e.rel,
+                "action": "create" if e.created else "modify",
+                "lines": report.line_counts(e.before, e.after),
             }
-            for c in plan.changes
+            for e in plan.rows
         ],
         "models": [
             {
@@ -120,7 +123,7 @@ def revert_dict(target: UltralyticsTarget, plan, result: str) -> dict:
     return {
         "target": target_dict(target),
         "result": result,
-        "files": [{"file": rel, "action": action} for rel, action in plan.rows],
+        "files": [{"file": e.rel, "action": e.why} for e in plan.rows],
         "notes": list(plan.notes),
         "exit_code": 0,
     }

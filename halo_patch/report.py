@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from halo_patch.target import UltralyticsTarget
+from halo_patch.modules import DEFAULT as MODULE
 
 
 def print_target(console: Console, target: UltralyticsTarget) -> None:
@@ -78,7 +79,7 @@ def print_findings(console: Console, findings) -> None:
     """The pieces of a hand-made HaloAttention install (tutorial.Finding), one line each (never wrapped)."""
     if not findings:
         return
-    console.print("[bold]HaloAttention installed by hand:[/]")
+    console.print(f"[bold]{MODULE.class_name} installed by hand:[/]")
     for f in findings:
         state = "[red]in use[/]" if f.in_use else "kept  "
         console.print(f"  {state}  {f.what}  {escape(f.path)}: {escape(f.detail)}", soft_wrap=True, highlight=False)

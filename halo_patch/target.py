@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from halo_patch import interpreter_search
@@ -14,12 +15,26 @@ PACKAGE = "ultralytics"
 STATE_DIR_NAME = ".halo-patch"
 
 
+class Kind(str, Enum):
+    """What kind of copy of Ultralytics a target is."""
+
+    CLONE = "clone"
+    EDITABLE = "editable install"
+    SITE_PACKAGES = "site-packages"
+    DIRECTORY = "directory"
+    UNINSTALLED = "uninstalled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class UltralyticsTarget:
-    """One copy of the `ultralytics` package and the folder that holds it."""
+    """One copy of the `ultralytics` package and the folder that holds it: every path of the tree
+    that halo-patch reads or writes is a property here."""
 
     package_dir: Path  # .../ultralytics, the importable package, symlinks resolved
-    kind: str  # "clone", "editable install", "site-packages", "directory" or "uninstalled"
+    kind: Kind
     version: str  # __version__ read as text from ultralytics/__init__.py ("" when uninstalled)
     elsewhere: str = ""  # default target only: the other copy `python` imports outside this directory, and how to pick it
 
@@ -30,15 +45,43 @@ class UltralyticsTarget:
 
     @property
     def tasks_py(self) -> Path:
-        return self.package_dir / "nn" / "tasks.py"
+        return self.nn_dir / "tasks.py"
+
+    @property
+    def nn_dir(self) -> Path:
+        return self.package_dir / "nn"
 
     @property
     def addmodules_dir(self) -> Path:
-        return self.package_dir / "nn" / "Addmodules"
+        """nn/Addmodules/: the tutorial layout's package of added modules (default --layout)."""
+        return self.nn_dir / "Addmodules"
+
+    @property
+    def addmodules_init(self) -> Path:
+        return self.addmodules_dir / "__init__.py"
+
+    @property
+    def modules_dir(self) -> Path:
+        """nn/modules/: Ultralytics' own modules package (--layout modules)."""
+        return self.nn_dir / "modules"
+
+    @property
+    def modules_init(self) -> Path:
+        return self.modules_dir / "__init__.py"
+
+    @property
+    def models_dir(self) -> Path:
+        """cfg/models/: the model yamls (bases, and the yamls apply writes beside them)."""
+        return self.package_dir / "cfg" / "models"
+
+    @property
+    def custom_models_dir(self) -> Path:
+        """cfg/models/custom/: where the yaml made from a user's own base file goes."""
+        return self.models_dir / "custom"
 
     @property
     def models11_dir(self) -> Path:
-        return self.package_dir / "cfg" / "models" / "11"
+        return self.models_dir / "11"
 
     @property
     def state_dir(self) -> Path:
@@ -47,7 +90,7 @@ class UltralyticsTarget:
 
     @property
     def writable(self) -> bool:
-        dirs = [self.root, self.package_dir / "nn", self.models11_dir]
+        dirs = [self.root, self.nn_dir, self.models11_dir]
         return all(os.access(d, os.W_OK) for d in dirs if d.exists()) and (
             not self.tasks_py.exists() or os.access(self.tasks_py, os.W_OK)
         )
@@ -88,8 +131,8 @@ def find_target(path: Path | None, leftovers: bool = False) -> UltralyticsTarget
             return gone
     package_dir = _package_dir_at(path) if path is not None else _package_dir_on_sys_path()
     kind = _kind_of(package_dir)
-    if path is not None and kind == "clone" and interpreter_search.installed_in(path.expanduser().resolve()) == package_dir:
-        kind = "editable install"  # --target at a venv (or its site-packages) whose ultralytics is this clone
+    if path is not None and kind is Kind.CLONE and interpreter_search.installed_in(path.expanduser().resolve()) == package_dir:
+        kind = Kind.EDITABLE  # --target at a venv (or its site-packages) whose ultralytics is this clone
     note = _elsewhere(package_dir) if path is None else ""
     return UltralyticsTarget(package_dir=package_dir, kind=kind, version=read_version(package_dir), elsewhere=note)
 
@@ -113,7 +156,7 @@ def _uninstalled_at(path: Path) -> UltralyticsTarget | None:
     if not path.is_dir() or (package / "nn" / "tasks.py").is_file() or (package / "__init__.py").is_file():
         return None
     if (path / STATE_DIR_NAME).is_dir() or package.is_dir():
-        return UltralyticsTarget(package_dir=package, kind="uninstalled", version="")
+        return UltralyticsTarget(package_dir=package, kind=Kind.UNINSTALLED, version="")
     return None
 
 
@@ -161,11 +204,11 @@ def _package_dir_on_sys_path() -> Path:
     return _package_dir_at(found)
 
 
-def _kind_of(package_dir: Path) -> str:
+def _kind_of(package_dir: Path) -> Kind:
     root = package_dir.parent
     is_project = (root / ".git").exists() or (root / "pyproject.toml").is_file() or (root / "setup.py").is_file()
     if is_project:  # an editable install: this environment imports it from any directory
-        return "editable install" if interpreter_search.environment_package() == package_dir else "clone"
+        return Kind.EDITABLE if interpreter_search.environment_package() == package_dir else Kind.CLONE
     if any(root.glob(f"{PACKAGE}-*.dist-info")) or root.name in {"site-packages", "dist-packages"}:
-        return "site-packages"
-    return "directory"
+        return Kind.SITE_PACKAGES
+    return Kind.DIRECTORY

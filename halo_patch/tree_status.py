@@ -8,21 +8,38 @@ run was interrupted and whether the tree changed (upgrade, reinstall) since appl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
-from halo_patch import footprint, journal, ownership, plan, transforms, tutorial
-from halo_patch.errors import AnchorError, HaloPatchError
-from halo_patch.target import UltralyticsTarget
+from halo_patch import footprint, journal, ownership, tutorial
+from halo_patch.planning import layout as plan
+from halo_patch.planning.sources import choose_model_yaml
+from halo_patch.errors import AnchorError, HaloPatchError, NotPythonError
+from halo_patch.journal import Action
+from halo_patch.target import Kind, UltralyticsTarget
 from halo_patch.transforms import SourceFile
 
-APPLIED, ABSENT, DRIFTED = "applied", "absent", "drifted"
+
+
+class State(str, Enum):
+    """One change of apply's, as found in the tree."""
+
+    APPLIED = "applied"
+    ABSENT = "absent"
+    DRIFTED = "drifted"  # there, but edited by hand since apply
+
+    def __str__(self) -> str:
+        return self.value
+
+
+APPLIED, ABSENT, DRIFTED = State.APPLIED, State.ABSENT, State.DRIFTED
 
 
 @dataclass(frozen=True)
 class ChangeState:
     change: str  # what the change is, as users know it
     path: str  # relative to the target root
-    state: str  # APPLIED, ABSENT or DRIFTED
+    state: State
     detail: str = ""
 
 
@@ -30,7 +47,6 @@ class ChangeState:
 class StatusReport:
     target: UltralyticsTarget
     changes: tuple[ChangeState, ...]
-    has_manifest: bool
     interrupted: str | None = None  # "apply" or "revert" when a run was interrupted
     notes: tuple[str, ...] = ()  # state dir problems, version/path mismatches, pristine per RECORD
     state_trusted: bool = True  # False: the state dir holds something halo-patch did not write
@@ -99,7 +115,7 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
 
     A tasks.py that apply cannot read (not UTF-8, a NUL byte) stops status the same way (exit 2)."""
     tasks = _parse(target, target.tasks_py)  # parsed once: libcst takes ~0.3 s on tasks.py
-    if isinstance(tasks, AnchorError) and "not valid Python" not in str(tasks):
+    if isinstance(tasks, AnchorError) and not isinstance(tasks, NotPythonError):
         raise tasks
     notes: list[str] = []
     manifest = pending = None
@@ -113,31 +129,19 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     unchanged = frozenset(journal.trusted_entries(target, manifest))  # exactly as apply wrote them
     if manifest is not None:  # files apply did not edit hold no edit of ours (an adopted install's lines)
         recorded = {e.path for e in manifest.files}
-        python_files = (target.tasks_py, target.addmodules_dir / "__init__.py", target.package_dir / "nn" / "modules" / "__init__.py")
-        unchanged |= {target.relative(p) for p in python_files if target.relative(p) not in recorded}
+        python_files = [target.relative(edit.locate(target)) for edit in footprint.PYTHON_EDITS]
+        unchanged |= {rel for rel in python_files if rel not in recorded}
     tasks_src = tasks if isinstance(tasks, SourceFile) else None
     layout = plan.detect_layout(target, tasks_src)
-    package = plan.class_package(layout)
-    if layout == "modules":
-        init = target.package_dir / "nn" / "modules" / "__init__.py"
-        export = _python_change(
-            target, "nn/modules export", init, _parse(target, init), transforms.has_modules_export, transforms.remove_modules_export, unchanged
-        )
-    else:
-        init = target.addmodules_dir / "__init__.py"
-        export = _python_change(
-            target, "Addmodules import", init, _parse(target, init), transforms.has_package_import, transforms.remove_package_import, unchanged
-        )
-    rows = [
-        _file_change(target, "HaloAttention module", plan.module_path(target, layout), plan.module_template()),
-        export,
-        _python_change(
-            target, "tasks.py import", target.tasks_py, tasks, lambda src: transforms.binds_class(src, package),
-            lambda src: transforms.remove_class_import(src, package), unchanged,
-        ),
-        _python_change(target, "parse_model branch", target.tasks_py, tasks, transforms.has_branch, transforms.remove_branch, unchanged),
-        *_model_yaml_changes(target, manifest),
-    ]
+    rows = [_file_change(target, f"{plan.MODULE.class_name} module", plan.module_path(target, layout), plan.module_template())]
+    for edit in footprint.PYTHON_EDITS:  # every node of ours the table lists for this layout
+        path = edit.locate(target)
+        nodes = [n for n in edit.nodes if layout in n.layouts]
+        src = (tasks if path == target.tasks_py else _parse(target, path)) if nodes else None
+        for node in nodes:
+            present = lambda s, node=node: node.present(s, layout)  # noqa: E731
+            rows.append(_python_change(target, node.name, path, src, present, node.remove, unchanged))
+    rows += _model_yaml_changes(target, manifest)
     if pending is not None:
         notes.append(
             f"interrupted {pending.op}: {pending.done(target)} of {len(pending.steps)} files done; "
@@ -147,15 +151,15 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         notes.extend(_mismatches(target, manifest))
     elif any(r.state != ABSENT for r in rows) and not notes:
         notes.append(f"no state dir ({target.state_dir}): changes recognised by their content; `halo-patch revert` removes them")
-    if target.kind == "uninstalled":
+    if target.kind is Kind.UNINSTALLED:
         notes.append(f"Ultralytics is uninstalled here; `halo-patch revert --target {target.root}` removes what halo-patch left")
     record = target.record_hashes().get(target.relative(target.tasks_py))
     if record is not None and record == journal.sha256(footprint.read_regular(target.tasks_py)):
         notes.append("tasks.py is the installed wheel's original (matches its RECORD)")
-    created = frozenset(e.path for e in manifest.files if e.action == "created") if manifest else frozenset()
+    created = frozenset(e.path for e in manifest.files if e.action is Action.CREATED) if manifest else frozenset()
     install = tutorial.find_tutorial_install(target, plan.module_template(), tasks_src, created)
     return StatusReport(
-        target, tuple(rows), manifest is not None, None if pending is None else pending.op, tuple(notes), trusted, install.findings
+        target, tuple(rows), None if pending is None else pending.op, tuple(notes), trusted, install.findings
     )
 
 
@@ -163,7 +167,7 @@ def _model_yaml_changes(target: UltralyticsTarget, manifest: journal.Manifest | 
     """One row per model yaml apply wrote, whatever its base and placement: each one the manifest
     records, and each sealed one on disk (found without the state dir). A recorded yaml that lost
     its seal was edited; one that is gone is absent. Nothing written yet: the default base's row."""
-    recorded = {e.path for e in manifest.files if e.action == "created" and e.path.endswith(".yaml")} if manifest else set()
+    recorded = {e.path for e in manifest.files if e.action is Action.CREATED and e.path.endswith(".yaml")} if manifest else set()
     sealed = {target.relative(p) for p in footprint.model_yamls(target) if ownership.is_sealed(footprint.read_regular(p) or b"")}
     rows = []
     for rel in sorted(recorded | sealed):
@@ -177,9 +181,9 @@ def _model_yaml_changes(target: UltralyticsTarget, manifest: journal.Manifest | 
     if rows:
         return rows
     try:
-        path = plan.plan_model_yaml(target).path
+        path = choose_model_yaml(target).path
     except HaloPatchError:
-        path = target.models11_dir / "yolo11-HaloAttention.yaml"
+        path = target.models11_dir / f"yolo11{plan.MODULE.yaml_suffix}.yaml"
     return [ChangeState("model yaml", target.relative(path), ABSENT, "file missing")]
 
 

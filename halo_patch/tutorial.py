@@ -58,7 +58,6 @@ class Finding:
 class TutorialInstall:
     modules: tuple[UserModule, ...]
     findings: tuple[Finding, ...]
-    branch: HaloBranch | None  # the chain's HaloAttention branch, in whatever form
 
     @property
     def found(self) -> bool:
@@ -88,14 +87,14 @@ def find_tutorial_install(
     """
     modules = tuple(_user_modules(target, template))
     user = frozenset(m.module for m in modules)
-    init = target.addmodules_dir / "__init__.py"
+    init = target.addmodules_init
     init_src = read_source(target, init) if init.is_file() else None
     init_lines = [l for l in import_lines(init_src, ADDMODULES) if l.module in user] if init_src is not None else []
     tasks = tasks if tasks is not None else read_source(target, target.tasks_py)
     tasks_lines = [l for l in import_lines(tasks, TASKS_PACKAGE) if _is_foreign_import(l, user, bool(init_lines))] if tasks else []
     imported = {l.module for l in init_lines + tasks_lines}
     findings = [
-        Finding("HaloAttention module", target.relative(m.path), _describe(m, m.module in imported), m.module in imported)
+        Finding(f"{CLASS_NAME} module", target.relative(m.path), _describe(m, m.module in imported), m.module in imported)
         for m in modules
     ]
     findings += [Finding("Addmodules import", target.relative(init), _render(init_src, l.index), True) for l in init_lines]
@@ -104,8 +103,8 @@ def find_tutorial_install(
     if branch is not None and (not branch.ours or modules):  # our exact form alone is no sign of a hand-made install
         verdict = "builds it as halo-patch does (reused)" if branch.equivalent else "builds it with other arguments than halo-patch's"
         findings.append(Finding("parse_model branch", target.relative(target.tasks_py), f"`{branch.header}` {verdict}", not branch.equivalent))
-    findings += [Finding("model yaml", target.relative(p), "uses HaloAttention; kept as it is", False) for p in user_yamls(target, created)]
-    return TutorialInstall(modules, tuple(findings), branch)
+    findings += [Finding("model yaml", target.relative(p), f"uses {CLASS_NAME}; kept as it is", False) for p in user_yamls(target, created)]
+    return TutorialInstall(modules, tuple(findings))
 
 
 def _branch(tasks: SourceFile) -> HaloBranch | None:
@@ -129,7 +128,7 @@ def _render(src: SourceFile, index: int) -> str:
 
 
 def _describe(module: UserModule, in_use: bool) -> str:
-    head = "defines class HaloAttention" + ("" if in_use else ", kept but no longer imported (its checkpoints still load)")
+    head = f"defines class {CLASS_NAME}" + ("" if in_use else ", kept but no longer imported (its checkpoints still load)")
     if module.defects:
         head += "; the tutorial's module: " + "; ".join(module.defects)
     if module.other_classes:
@@ -167,7 +166,7 @@ def module_shape(src: SourceFile) -> tuple[bool, bool, tuple[str, ...]] | None:
 def user_yamls(target: UltralyticsTarget, created: frozenset[str] = frozenset()) -> list[Path]:
     """Model yamls under cfg/models/ that use HaloAttention and that apply did not write: no seal line
     (an edited yaml of ours keeps it, its hash no longer matching) and not in `created`."""
-    models = target.package_dir / "cfg" / "models"
+    models = target.models_dir
     out = []
     for path in sorted(models.rglob("*.yaml")) if models.is_dir() else ():
         if not path.is_file():

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import cli
 from conftest import copy_installed, tree_hashes
+from faults import armed
 
 from halo_patch import journal
 
@@ -117,6 +118,29 @@ def test_bom_and_crlf_are_kept_and_new_files_follow_crlf(tree: Path) -> None:
     assert tree_hashes(tree) == pristine
 
 
+def test_a_bom_in_an_existing_addmodules_init_and_modules_init_is_kept(tree: Path) -> None:
+    """A user's own Addmodules/__init__.py (and nn/modules/__init__.py with --layout modules) saved
+    with a UTF-8 BOM: apply's edit keeps the BOM, and revert gives back the file byte for byte."""
+    init = tree / "ultralytics/nn/Addmodules/__init__.py"
+    init.parent.mkdir()
+    own = b"\xef\xbb\xbf# my modules\nimport os\n"
+    init.write_bytes(own)
+    pristine = tree_hashes(tree)
+    assert cli("apply", "--target", str(tree)).code == 0
+    assert init.read_bytes() == own + b"from .halo_attention import HaloAttention\n"
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine
+    modules_init = tree / "ultralytics/nn/modules/__init__.py"
+    modules_init.write_bytes(b"\xef\xbb\xbf" + modules_init.read_bytes())
+    pristine = tree_hashes(tree)
+    assert cli("apply", "--layout", "modules", "--target", str(tree)).code == 0
+    patched = modules_init.read_bytes()
+    assert patched.startswith(b"\xef\xbb\xbf") and not patched.startswith(b"\xef\xbb\xbf" * 2)
+    assert b"from .halo_attention import HaloAttention\n" in patched
+    assert cli("revert", "--target", str(tree)).code == 0
+    assert tree_hashes(tree) == pristine
+
+
 def test_paths_with_rich_markup_are_printed_as_they_are(tmp_path: Path) -> None:
     tree = tmp_path / "we[/]ird [red]tree"
     copy_installed(tree)
@@ -171,9 +195,8 @@ def test_odd_yolo11_yaml_rows_never_give_a_traceback(tree: Path, old: str, new: 
 
 def test_ctrl_c_exits_130_rolled_back(tree: Path, monkeypatch) -> None:
     pristine = tree_hashes(tree)
-    monkeypatch.setattr(journal, "_ops", 0)
-    monkeypatch.setenv(journal.FAULT_ENV, "20:interrupt")
-    result = cli("apply", "--target", str(tree))
+    with armed("20:interrupt"):
+        result = cli("apply", "--target", str(tree))
     assert result.code == 130 and result.err == "error: interrupted (Ctrl-C); the apply was rolled back, nothing changed\n"
     assert tree_hashes(tree) == pristine
 

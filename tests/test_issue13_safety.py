@@ -19,7 +19,7 @@ from cli_helpers import cli
 from conftest import copy_installed, installed_package_dir, make_clone, make_site_packages, run_cli, tree_hashes
 from test_lifecycle import pip_uninstall
 
-from halo_patch import journal
+from halo_patch.journal import state, transaction
 
 YAML = "ultralytics/cfg/models/11/yolo11-HaloAttention.yaml"
 
@@ -213,15 +213,15 @@ def test_ctrl_c_messages_say_what_is_true(tmp_path: Path, monkeypatch) -> None:
         raise KeyboardInterrupt
 
     # after the last tree file was written: the tree is applied, the state dir is behind
-    real_json = journal._write_json
+    real_json = transaction._write_json
 
     def manifest_interrupted(target, name, data):
-        if name == journal.MANIFEST:
+        if name == state.MANIFEST:
             raise KeyboardInterrupt
         return real_json(target, name, data)
 
     with monkeypatch.context() as m:
-        m.setattr(journal, "_write_json", manifest_interrupted)
+        m.setattr(transaction, "_write_json", manifest_interrupted)
         r = cli("apply", "--target", str(root))
     assert r.code == 130 and "rolled back" not in r.err
     assert r.err == (
@@ -234,7 +234,7 @@ def test_ctrl_c_messages_say_what_is_true(tmp_path: Path, monkeypatch) -> None:
     applied = tree_hashes(root)
     with monkeypatch.context() as m:
         calls = []
-        real = journal.atomic_write
+        real = transaction.atomic_write
 
         def second_write_interrupted(*a, **k):
             calls.append(a[0])
@@ -242,7 +242,7 @@ def test_ctrl_c_messages_say_what_is_true(tmp_path: Path, monkeypatch) -> None:
                 raise KeyboardInterrupt
             return real(*a, **k)
 
-        m.setattr(journal, "atomic_write", second_write_interrupted)
+        m.setattr(transaction, "atomic_write", second_write_interrupted)
         r = cli("revert", "--target", str(root))
     assert r.code == 130 and r.err == "error: interrupted (Ctrl-C); the revert was rolled back, nothing changed\n"
     assert tree_hashes(root) == applied

@@ -201,7 +201,8 @@ def test_flag_errors_are_one_line_exit_2_nothing_changed(flags: list[str], messa
 def test_a_hand_made_yaml_of_our_name_is_kept_and_ours_goes_beside_it(package: Path) -> None:
     """The tutorial's own cfg/models/11/yolo11-HaloAttention.yaml (no seal) is never overwritten: ours
     is planned as yolo11-HaloAttention-halo-patch.yaml (scale letter still works)."""
-    from halo_patch.plan import ApplyOptions, plan_model_yaml
+    from halo_patch.planning.options import ApplyOptions
+    from halo_patch.planning.sources import choose_model_yaml as plan_model_yaml
     from halo_patch.target import find_target
 
     theirs = package / "cfg/models/11/yolo11-HaloAttention.yaml"

@@ -16,6 +16,7 @@ import yaml
 from cli_helpers import cli
 from conftest import copy_installed, tree_hashes
 
+from halo_patch import ownership
 from halo_patch.model_yaml import plan_model_yaml
 from halo_patch.target import find_target
 
@@ -107,7 +108,10 @@ def test_every_family_builds_runs_trains_and_reverts(tmp_path: Path) -> None:
         args = (2, 1, 32, 4) if flags else (2, 1)
         plans[base] = plan_model_yaml(target, base, after, args)
         assert f"Build it with YOLO('{plans[base].build}')" in result.out
-        assert plans[base].path.read_text(encoding="utf-8") == plans[base].text
+        written = plans[base].path.read_bytes()  # exactly what apply wrote: sealed, with our rows at the planned layers
+        assert ownership.is_sealed(written), base
+        rows = [r for key in ("backbone", "head") for r in yaml.safe_load(written)[key]]
+        assert [i for i, r in enumerate(rows) if r[2] == "HaloAttention"] == [l.index for l in plans[base].inserted], base
     assert plans[str(user_yaml)].path == package / "cfg/models/custom/yolo11-p4p3-HaloAttention.yaml"
     assert plans["yolo11-seg"].build == "yolo11n-seg-HaloAttention.yaml"
 

@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from halo_patch import journal, journal_apply, json_report, report
+from halo_patch import journal, json_report, report
 from halo_patch.errors import AdoptError, DriftError, HaloPatchError
 from halo_patch.model_yaml import resolve_base
-from halo_patch.model_yaml.report import print_model_yaml
-from halo_patch.plan import ApplyOptions, Plan, detect_layout, plan_apply
+from halo_patch.model_yaml.show import print_model_yaml
+from halo_patch.planning.apply import plan_apply
+from halo_patch.planning.layout import Layout
+from halo_patch.planning.options import ApplyOptions
+from halo_patch.planning.plan import Plan
 from halo_patch.target import find_target, require_writable
-
-
-ARGS_USAGE = "expected block,halo[,dim_head,heads] as integers: block 1 to 64, halo 0 to 64, dim_head and heads 1 to 4096; e.g. 2,1"
+from halo_patch.modules import DEFAULT as MODULE
 
 
 def options_from_cli(base: str, after: list[int] | None, args: str, layout: str | None, adopt: bool) -> ApplyOptions:
     """The apply flags as ApplyOptions; a malformed flag is a usage error (exit 2, one line).
 
-    `layout` None: decided in `run`, from the tree (the layout it is patched with, else addmodules)."""
+    `layout` None: the planner keeps the layout the tree is patched with (else addmodules)."""
     try:
-        numbers = tuple(int(a) for a in args.split(","))
+        numbers = MODULE.parse_args(args)
+    except ValueError as exc:
+        raise HaloPatchError(f"--args {args!r}: {exc}") from None
+    try:
+        chosen = None if layout is None else Layout(layout)
     except ValueError:
-        raise HaloPatchError(f"--args {args!r}: {ARGS_USAGE}") from None
-    lows, highs = (1, 0, 1, 1), (64, 64, 4096, 4096)
-    if len(numbers) not in (2, 3, 4) or any(not lo <= n <= hi for n, lo, hi in zip(numbers, lows, highs)):
-        raise HaloPatchError(f"--args {args!r}: {ARGS_USAGE}")
-    if layout not in (None, "addmodules", "modules"):
-        raise HaloPatchError(f"--layout {layout!r}: expected addmodules or modules")
-    return ApplyOptions(base=base, after=tuple(after or ()), args=numbers, layout=layout or "", adopt=adopt)
+        raise HaloPatchError(f"--layout {layout!r}: expected addmodules or modules") from None
+    return ApplyOptions(base=base, after=tuple(after or ()), args=numbers, layout=chosen, adopt=adopt)
 
 
 def run(
@@ -41,8 +40,6 @@ def run(
     json_report.check_path(json_path)
     target = find_target(target_path)
     report.print_target(console, target)
-    if not options.layout:  # no --layout: keep the layout the tree is patched with
-        options = replace(options, layout=detect_layout(target))
     if check or dry_run:
         return _preview(target, options, dry_run, check, console, json_path)
     require_writable(target)
@@ -51,26 +48,21 @@ def run(
         report.print_recovered(console, journal.recover(target))
         plan = _plan(target, options, console)
         if plan.empty:
-            console.print("HaloAttention is already applied; nothing to change.")
+            console.print(f"{MODULE.class_name} is already applied; nothing to change.")
             json_report.write(json_path, json_report.apply_dict(target, plan, "already applied", 0))
             return 0
-        edited = journal_apply.edited_created_files(plan, options)
-        if edited:
-            for change in edited:
-                report.print_diff(console, target.relative(change.path), change.after, change.before)
-            names = ", ".join(target.relative(c.path) for c in edited)
-            raise DriftError(
-                f"{names}: changed since halo-patch wrote it (diff above); apply would overwrite that edit: "
-                "move the file aside, or run `halo-patch revert --force` to delete it, then apply"
-            )
+        if plan.refused:
+            for r in plan.refused:
+                report.print_diff(console, r.rel, r.diff_from, r.diff_to)
+            raise DriftError(plan.refusal)
         try:
-            journal_apply.commit_apply(target, plan, options)
+            journal.commit(plan.changes)
         except OSError as exc:
             raise HaloPatchError(f"{journal.describe_failure(exc)}; rolled back, nothing changed") from None
-    t = report.table(f"Applied HaloAttention to {escape(str(target.package_dir))}", ["change", "file", "lines"])
-    for change in plan.changes:
-        action = "created" if change.before is None else "modified"
-        t.add_row(escape(f"{change.what} ({action})"), escape(target.relative(change.path)), report.line_counts(change.before, change.after))
+    t = report.table(f"Applied {MODULE.class_name} to {escape(str(target.package_dir))}", ["change", "file", "lines"])
+    for edit in plan.rows:
+        action = "created" if edit.created else "modified"
+        t.add_row(escape(f"{edit.why} ({action})"), escape(edit.rel), report.line_counts(edit.before, edit.after))
     console.print(t)
     console.print("Check it with `halo-patch verify`.")
     _warn_scale_trap(console, target, plan)
@@ -78,10 +70,10 @@ def run(
     return 0
 
 
-def _plan(target, options: ApplyOptions, console: Console) -> Plan:
+def _plan(target, options: ApplyOptions, console: Console, preview: bool = False) -> Plan:
     """The plan, with any hand-made install it found listed above it (or above the error)."""
     try:
-        plan = plan_apply(target, options)
+        plan = plan_apply(target, options, preview)
     except AdoptError as exc:
         report.print_findings(console, exc.findings)
         raise
@@ -96,17 +88,17 @@ def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console:
     pending = journal.load_pending(target)
     if pending is not None:
         console.print(f"[yellow]interrupted {pending.op}[/]: `halo-patch apply` finishes it first.")
-    plan = _plan(target, options, console)
+    plan = _plan(target, options, console, preview=True)
     if plan.empty and pending is None:
-        console.print("HaloAttention is already applied; nothing to change.")
+        console.print(f"{MODULE.class_name} is already applied; nothing to change.")
         json_report.write(json_path, json_report.apply_dict(target, plan, "already applied", 0))
         return 0
     if dry_run:
-        for change in plan.changes:
-            report.print_diff(console, target.relative(change.path), change.before, change.after)
-    for change in plan.changes:
-        verb = "would create" if change.before is None else "would modify"
-        console.print(f"  {verb} {escape(target.relative(change.path))} ({escape(change.what)})", highlight=False)
+        for edit in plan.rows:
+            report.print_diff(console, edit.rel, edit.before, edit.after)
+    for edit in plan.rows:
+        verb = "would create" if edit.created else "would modify"
+        console.print(f"  {verb} {escape(edit.rel)} ({escape(edit.why)})", highlight=False)
     code = 1 if check else 0
     json_report.write(json_path, json_report.apply_dict(target, plan, "would change" if check else "dry run", code))
     return code

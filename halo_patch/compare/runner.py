@@ -21,7 +21,7 @@ from halo_patch.compare.plan import Matrix, Run, plan_matrix
 from halo_patch.compare.progress import Progress
 from halo_patch.compare.weights import carry_weights
 from halo_patch.errors import HaloPatchError
-from halo_patch.model_yaml.planner import MODULE
+from halo_patch.modules import DEFAULT
 from halo_patch.target import UltralyticsTarget, find_target
 from halo_patch.tree_status import check_status
 from halo_patch.verify.interpreter import Interpreter, find_interpreter
@@ -135,7 +135,7 @@ def preflight(c: Comparison, todo: list[Run], weights: dict[str, Path], progress
     models = [m for m in c.matrix.models if m.label in labels]
     config = {
         "package_dir": str(c.target.package_dir),
-        "module": MODULE,
+        "module": DEFAULT.class_name,
         "data": str(c.options.data),
         "workdir": str(jobs.state_dir(c.out) / "preflight"),
         "train_args": {**train_args(c.options), "seed": c.matrix.seeds[0]},

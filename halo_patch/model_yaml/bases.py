@@ -13,11 +13,11 @@ import yaml
 from halo_patch import ownership, safe_read
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.model_yaml.graph import find_row_problem, find_source_problem
+from halo_patch.modules import DEFAULT
 from halo_patch.target import UltralyticsTarget
 
-SUFFIX = "-HaloAttention"
-ADOPT_SUFFIX = "-HaloAttention-halo-patch"  # `apply --adopt`: the user's own <stem>-HaloAttention.yaml stays
-CUSTOM_DIR = "custom"  # where the yaml made from a user's own file goes: <package>/cfg/models/custom/
+SUFFIX = DEFAULT.yaml_suffix  # `<stem>-<Class>.yaml`
+ADOPT_SUFFIX = DEFAULT.adopt_suffix  # `apply --adopt`: the user's own <stem>-<Class>.yaml stays
 POOLING = frozenset({"SPPF", "SPP", "SPPELAN"})
 TASKS = {  # the output layer's module -> task
     "Detect": "detect", "v10Detect": "detect", "RTDETRDecoder": "detect", "WorldDetect": "detect (open vocab)",
@@ -64,7 +64,7 @@ class BaseYaml:
 
 
 def models_dir(target: UltralyticsTarget) -> Path:
-    return target.package_dir / "cfg" / "models"
+    return target.models_dir
 
 
 def read_model(path: Path, where: str) -> dict[str, Any]:
@@ -157,5 +157,5 @@ def resolve_base(target: UltralyticsTarget, spec: str) -> BaseYaml:
 
 def output_path(target: UltralyticsTarget, base: BaseYaml, suffix: str = SUFFIX) -> Path:
     """Where the yaml with HaloAttention goes: beside a target's own base, under cfg/models/custom/ for a user's."""
-    folder = base.path.parent if base.own else models_dir(target) / CUSTOM_DIR
+    folder = base.path.parent if base.own else target.custom_models_dir
     return folder / base.output_name(suffix)

@@ -8,6 +8,7 @@ import math
 from typing import Any, Optional
 
 from halo_patch.model_yaml.graph import is_index
+from halo_patch.modules import SPECS, Channels
 
 # Layers whose first argument is their output width, scaled by the width multiple (parse_model's
 # `base_modules`, every release from 8.3.0 on). Classify keeps its first argument (nc) unscaled.
@@ -30,8 +31,8 @@ KEEPS_PREVIOUS = frozenset(
     }
 )
 # parse_model's final `else: c2 = ch[f]`: layers that keep their input width.
-SAME_AS_INPUT = frozenset(
-    {"nn.Upsample", "HaloAttention", "nn.Identity", "nn.ZeroPad2d", "Silence", "nn.Dropout", "nn.ReLU", "nn.SiLU", "nn.MaxPool2d",
+SAME_AS_INPUT = frozenset(s.class_name for s in SPECS if s.channels is Channels.SAME) | frozenset(
+    {"nn.Upsample", "nn.Identity", "nn.ZeroPad2d", "Silence", "nn.Dropout", "nn.ReLU", "nn.SiLU", "nn.MaxPool2d",
      "nn.AvgPool2d", "nn.AdaptiveAvgPool2d"}
 )
 

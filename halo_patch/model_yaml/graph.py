@@ -131,10 +131,10 @@ def find_splice_problem(base_rows: list[list[Any]], new_rows: list[list[Any]], s
         return f"has {len(new_rows)} layers; expected {len(base_rows) + len(inserted)}"
     for a, k in zip(splice.after, inserted):
         if new_rows[k][1:] != new_row[1:] or layers[k].sources != (splice.position(a),):
-            return f"layer {k} is not HaloAttention reading layer {splice.position(a)}"
+            return f"layer {k} is not {new_row[2]} reading layer {splice.position(a)}"
         readers = [j for j, l in enumerate(layers) if splice.position(a) in l.sources and j != k]
         if readers:
-            return f"layer {readers[0]} still reads layer {splice.position(a)}, bypassing HaloAttention at {k}"
+            return f"layer {readers[0]} still reads layer {splice.position(a)}, bypassing {new_row[2]} at {k}"
     contracted = contract(new_rows, inserted)
     for j, (got, want) in enumerate(zip(contracted, read_layers(base_rows))):
         if got != want:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.transforms.source import (
-    CLASS_NAME,
-    MODULE_STEM,
     Removal,
     SourceFile,
     all_names,
@@ -21,37 +20,36 @@ from halo_patch.transforms.source import (
 )
 
 PACKAGE = "ultralytics.nn.modules"
-EXPORT_IMPORT = f"from .{MODULE_STEM} import {CLASS_NAME}\n"
-_OURS = f"{PACKAGE}.{MODULE_STEM}"
 
 
-def _our_import(src: SourceFile):
-    return next((l for l in import_lines(src, PACKAGE) if l.module == _OURS and l.names == (CLASS_NAME,)), None)
+def _our_import(src: SourceFile, spec: ModuleSpec):
+    ours = f"{PACKAGE}.{spec.file_stem}"
+    return next((l for l in import_lines(src, PACKAGE) if l.module == ours and l.names == (spec.class_name,)), None)
 
 
-def has_modules_export(src: SourceFile) -> bool:
+def has_modules_export(src: SourceFile, spec: ModuleSpec = DEFAULT) -> bool:
     """True when nn/modules/__init__.py imports our class and lists it in `__all__`."""
-    return _our_import(src) is not None and CLASS_NAME in all_names(src)
+    return _our_import(src, spec) is not None and spec.class_name in all_names(src)
 
 
-def add_modules_export(src: SourceFile) -> SourceFile:
+def add_modules_export(src: SourceFile, spec: ModuleSpec = DEFAULT) -> SourceFile:
     """nn/modules/__init__.py with our import after its last top-level import and `"HaloAttention"` ending `__all__`."""
-    if has_modules_export(src):
+    if has_modules_export(src, spec):
         return src
     out = src
-    if _our_import(src) is None:
+    if _our_import(src, spec) is None:
         body = list(src.module.body)
         at = max((l.index for l in import_lines(src, PACKAGE)), default=-1) + 1
-        body.insert(at, cst.parse_statement(EXPORT_IMPORT, config=src.module.config_for_parsing))
+        body.insert(at, cst.parse_statement(spec.package_import, config=src.module.config_for_parsing))
         out = src.with_module(src.module.with_changes(body=body))
-    return with_all_entry(out, CLASS_NAME)
+    return with_all_entry(out, spec.class_name)
 
 
-def remove_modules_export(src: SourceFile, force: bool = False) -> Removal:
+def remove_modules_export(src: SourceFile, force: bool = False, spec: ModuleSpec = DEFAULT) -> Removal:
     """nn/modules/__init__.py without our import and `__all__` entry (the inverse of add_modules_export)."""
     out = src
-    line = _our_import(out)
+    line = _our_import(out, spec)
     if line is not None:
-        out = without_name(out, line, CLASS_NAME)
-    out = without_all_entry(out, CLASS_NAME)
+        out = without_name(out, line, spec.class_name)
+    out = without_all_entry(out, spec.class_name)
     return Removal(out, ("nn/modules export",) if out is not src and out.code != src.code else ())

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import libcst as cst
 
-from halo_patch.transforms.source import CLASS_NAME, MODULE_STEM, Removal, SourceFile, remove_import_of
+from halo_patch.modules import DEFAULT, ModuleSpec
+from halo_patch.transforms.source import Removal, SourceFile, remove_import_of
 from halo_patch.transforms.tasks_import import has_class_import
 
-
-PACKAGE_IMPORT = f"from .{MODULE_STEM} import {CLASS_NAME}\n"
-
-
-def has_package_import(src: SourceFile) -> bool:
-    """True when Addmodules/__init__.py has `from .halo_attention import HaloAttention`."""
-    return has_class_import(src, module=f".{MODULE_STEM}")
+PACKAGE_IMPORT = DEFAULT.package_import  # the default module's line
 
 
-def add_package_import(src: SourceFile) -> SourceFile:
+def has_package_import(src: SourceFile, spec: ModuleSpec = DEFAULT) -> bool:
+    """True when Addmodules/__init__.py has `from .<stem> import <Class>`."""
+    return has_class_import(src, module=f".{spec.file_stem}", spec=spec)
+
+
+def add_package_import(src: SourceFile, spec: ModuleSpec = DEFAULT) -> SourceFile:
     """An existing Addmodules/__init__.py with our import after its last top-level import."""
-    if has_package_import(src):
+    if has_package_import(src, spec):
         return src
     body = list(src.module.body)
     imports = [
@@ -27,10 +27,10 @@ def add_package_import(src: SourceFile) -> SourceFile:
         if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
     ]
     at = imports[-1] + 1 if imports else len(body)
-    body.insert(at, cst.parse_statement(PACKAGE_IMPORT, config=src.module.config_for_parsing))
+    body.insert(at, cst.parse_statement(spec.package_import, config=src.module.config_for_parsing))
     return src.with_module(src.module.with_changes(body=body))
 
 
-def remove_package_import(src: SourceFile, force: bool = False) -> Removal:
-    """Addmodules/__init__.py without `from .halo_attention import HaloAttention`."""
-    return remove_import_of(src, f".{MODULE_STEM}", CLASS_NAME, "Addmodules import", force)
+def remove_package_import(src: SourceFile, force: bool = False, spec: ModuleSpec = DEFAULT) -> Removal:
+    """Addmodules/__init__.py without `from .<stem> import <Class>`."""
+    return remove_import_of(src, f".{spec.file_stem}", spec.class_name, "Addmodules import", force)

@@ -13,16 +13,13 @@ from dataclasses import dataclass
 import libcst as cst
 
 from halo_patch.errors import AdoptError, AnchorError
-from halo_patch.transforms.source import BRANCH_SOURCE, CLASS_NAME, Removal, SourceFile, _is_name, canonical
+from halo_patch.modules import DEFAULT, ModuleSpec
+from halo_patch.transforms.source import Removal, SourceFile, _is_name, canonical
 
-# Branch bodies that build HaloAttention(c_in, *yaml args) and set c2 = c_in, as ours does.
-EQUIVALENT_BODIES = (
-    "c2 = ch[f]\nargs = [c2, *args]\n",
-    "c2 = ch[f]\nargs = [ch[f], *args]\n",
-    "args = [ch[f], *args]\nc2 = ch[f]\n",
-    "c2 = ch[f]\nargs.insert(0, c2)\n",
-)
-_EQUIVALENT = {ast.dump(ast.parse(body)) for body in EQUIVALENT_BODIES}
+
+def _equivalent(spec: ModuleSpec) -> set[str]:
+    """The spec's equivalent branch bodies (that build it as ours does), compared as ASTs."""
+    return {ast.dump(ast.parse(body)) for body in spec.equivalent_bodies}
 
 
 @dataclass(frozen=True)
@@ -62,9 +59,9 @@ def _is_m_in_chain(stmt: cst.CSTNode) -> bool:
     return _tests_m(stmt, cst.In) is not None
 
 
-def _is_halo_branch(stmt: cst.CSTNode) -> bool:
+def _is_halo_branch(stmt: cst.CSTNode, spec: ModuleSpec) -> bool:
     test = _tests_m(stmt, cst.Is)
-    return test is not None and _is_name(test.comparisons[0].comparator, CLASS_NAME)
+    return test is not None and _is_name(test.comparisons[0].comparator, spec.class_name)
 
 
 def _find_parse_model(src: SourceFile) -> tuple[int, cst.FunctionDef]:
@@ -133,10 +130,10 @@ def _assigned_value(body, name: str) -> cst.BaseExpression | None:
     return value
 
 
-def _handles_halo(src: SourceFile, branch: cst.If, first: bool) -> bool:
+def _handles_halo(src: SourceFile, branch: cst.If, first: bool, spec: ModuleSpec) -> bool:
     test = _tests_m(branch, cst.Is)
     if test is not None:
-        return _is_name(test.comparisons[0].comparator, CLASS_NAME)
+        return _is_name(test.comparisons[0].comparator, spec.class_name)
     test = _tests_m(branch, cst.In)
     if test is None:
         return False
@@ -144,7 +141,7 @@ def _handles_halo(src: SourceFile, branch: cst.If, first: bool) -> bool:
     if isinstance(operand, cst.Name) and first:  # `m in base_modules`: the frozenset parse_model builds
         _, func = _find_parse_model(src)
         operand = _assigned_value(func.body.body, operand.value) or _assigned_value(src.module.body, operand.value)
-    return CLASS_NAME in _names_in(operand)
+    return spec.class_name in _names_in(operand)
 
 
 def _body_key(branch: cst.If) -> str:
@@ -152,78 +149,79 @@ def _body_key(branch: cst.If) -> str:
     return ast.dump(ast.parse(code))
 
 
-def _one_line(src: SourceFile, test: cst.BaseExpression) -> str:
+def _one_line(src: SourceFile, test: cst.BaseExpression, spec: ModuleSpec) -> str:
     """A branch test for a one-line message: a long set shortened to `m in {Classify, Conv, ..., HaloAttention}`."""
     operand = test.comparisons[0].comparator if isinstance(test, cst.Comparison) else None
     if isinstance(operand, (cst.Set, cst.Tuple, cst.List)) and len(operand.elements) > 4:
         names = [src.module.code_for_node(e.value) for e in operand.elements]
-        shown = [*names[:2], "...", *([CLASS_NAME] if CLASS_NAME in names[2:] else [])]
+        shown = [*names[:2], "...", *([spec.class_name] if spec.class_name in names[2:] else [])]
         return f"m in {{{', '.join(shown)}}}"
     return " ".join(src.module.code_for_node(test).split())
 
 
-def find_halo_branch(src: SourceFile) -> HaloBranch | None:
-    """The first branch of parse_model's chain that handles HaloAttention, in any form, or None."""
-    ours = cst.ensure_type(cst.parse_statement(BRANCH_SOURCE), cst.If)
+def find_halo_branch(src: SourceFile, spec: ModuleSpec = DEFAULT) -> HaloBranch | None:
+    """The first branch of parse_model's chain that handles the spec's class, in any form, or None."""
+    ours = cst.ensure_type(cst.parse_statement(spec.branch_source), cst.If)
     for index, branch in enumerate(_branches(_find_chain(src)[2])):
-        if _handles_halo(src, branch, first=index == 0):
-            header = ("if " if index == 0 else "elif ") + _one_line(src, branch.test) + ":"
-            equivalent = index > 0 and _body_key(branch) in _EQUIVALENT
-            exact = _is_halo_branch(branch) and _body_key(branch) == _body_key(ours)
+        if _handles_halo(src, branch, index == 0, spec):
+            header = ("if " if index == 0 else "elif ") + _one_line(src, branch.test, spec) + ":"
+            equivalent = index > 0 and _body_key(branch) in _equivalent(spec)
+            exact = _is_halo_branch(branch, spec) and _body_key(branch) == _body_key(ours)
             return HaloBranch(header, equivalent, exact)
     return None
 
 
-def has_branch(src: SourceFile) -> bool:
-    """True when the chain builds HaloAttention as ours does (our branch, or an equivalent one made by hand)."""
-    found = find_halo_branch(src)
+def has_branch(src: SourceFile, spec: ModuleSpec = DEFAULT) -> bool:
+    """True when the chain builds the class as ours does (our branch, or an equivalent one made by hand)."""
+    found = find_halo_branch(src, spec)
     return found is not None and found.equivalent
 
 
-def add_branch(src: SourceFile) -> SourceFile:
+def add_branch(src: SourceFile, spec: ModuleSpec = DEFAULT) -> SourceFile:
     """tasks.py with `elif m is HaloAttention: c2 = ch[f]; args = [c2, *args]` before the chain's final else.
 
     An equivalent branch already there is reused; a HaloAttention branch that builds it otherwise is an
     AdoptError (it would win over ours, with other arguments).
     """
-    found = find_halo_branch(src)
+    found = find_halo_branch(src, spec)
     if found is not None and found.equivalent:
         return src
     if found is not None:
+        body = "; ".join(spec.branch_body.splitlines())
         raise AdoptError(
-            f"{src.where}: parse_model's `{found.header}` branch already builds HaloAttention with other arguments "
-            "than halo-patch's (expected `c2 = ch[f]; args = [c2, *args]`); take HaloAttention out of that branch, then apply again"
+            f"{src.where}: parse_model's `{found.header}` branch already builds {spec.class_name} with other arguments "
+            f"than halo-patch's (expected `{body}`); take {spec.class_name} out of that branch, then apply again"
         )
     branches = _branches(_find_chain(src)[2])
     final_else = branches[-1].orelse
     if not isinstance(final_else, cst.Else):
         raise AnchorError(f"{src.where}: the `if m in ...` chain in parse_model has no final `else:`")
-    new = cst.ensure_type(cst.parse_statement(BRANCH_SOURCE, config=src.module.config_for_parsing), cst.If)
+    new = cst.ensure_type(cst.parse_statement(spec.branch_source, config=src.module.config_for_parsing), cst.If)
     rebuilt: cst.BaseSuite | cst.If | cst.Else = new.with_changes(orelse=final_else)
     for branch in reversed(branches):  # rebuild the chain bottom-up: nodes are immutable
         rebuilt = branch.with_changes(orelse=rebuilt)
     return _replace_chain(src, rebuilt)
 
 
-def _our_branch(src: SourceFile) -> str:
-    new = cst.parse_statement(BRANCH_SOURCE, config=src.module.config_for_parsing)
+def _our_branch(src: SourceFile, spec: ModuleSpec) -> str:
+    new = cst.parse_statement(spec.branch_source, config=src.module.config_for_parsing)
     return canonical(src, new)
 
 
-def remove_branch(src: SourceFile, force: bool = False) -> Removal:
+def remove_branch(src: SourceFile, force: bool = False, spec: ModuleSpec = DEFAULT) -> Removal:
     """tasks.py without `elif m is HaloAttention:` (the inverse of add_branch). A branch whose body
     was edited by hand is kept, unless `force`. A tree without the chain has no branch of ours."""
     try:
         branches = _branches(_find_chain(src)[2])
     except AnchorError:
         return Removal(src)
-    ours = _our_branch(src)
+    ours = _our_branch(src, spec)
     removed: list[str] = []
     edited: list[str] = []
     kept = [branches[0]]
     tail = branches[-1].orelse
     for branch in branches[1:]:
-        if _is_halo_branch(branch):
+        if _is_halo_branch(branch, spec):
             if canonical(src, branch.with_changes(orelse=None)) == ours:
                 removed.append("parse_model branch")
                 continue

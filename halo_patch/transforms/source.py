@@ -11,18 +11,18 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from halo_patch.errors import AnchorError
+from halo_patch.errors import AnchorError, NotPythonError
+from halo_patch.modules import DEFAULT
 from halo_patch.safe_read import check_python_nesting
 
-CLASS_NAME = "HaloAttention"
+CLASS_NAME = DEFAULT.class_name  # the default module's names (the transforms take a spec for others)
 MODULES_IMPORT = "ultralytics.nn.modules"  # the anchor import in tasks.py
 ADDMODULES = "ultralytics.nn.Addmodules"  # where our class lives
-MODULE_STEM = "halo_attention"  # ultralytics/nn/Addmodules/halo_attention.py
+MODULE_STEM = DEFAULT.file_stem  # ultralytics/nn/Addmodules/<stem>.py
 
 BOM = b"\xef\xbb\xbf"
 
-# The body of `elif m is HaloAttention:`: input channels are kept, and passed first.
-BRANCH_SOURCE = f"if m is {CLASS_NAME}:\n    c2 = ch[f]\n    args = [c2, *args]\n"
+BRANCH_SOURCE = DEFAULT.branch_source  # the parse_model branch apply writes (see ModuleSpec.branch_source)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class SourceFile:
         try:
             return cls(cst.parse_module(source), where)
         except cst.ParserSyntaxError as exc:
-            raise AnchorError(f"{where}: not valid Python (line {exc.raw_line}); expected an Ultralytics source") from None
+            raise NotPythonError(f"{where}: not valid Python (line {exc.raw_line}); expected an Ultralytics source") from None
 
 
 def _import_from_module(stmt: cst.CSTNode) -> str | None:

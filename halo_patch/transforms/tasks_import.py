@@ -10,9 +10,9 @@ from __future__ import annotations
 import libcst as cst
 
 from halo_patch.errors import AnchorError
+from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.transforms.source import (
     ADDMODULES,
-    CLASS_NAME,
     MODULES_IMPORT,
     Removal,
     SourceFile,
@@ -25,36 +25,36 @@ from halo_patch.transforms.source import (
 TASKS_PACKAGE = "ultralytics.nn"  # tasks.py is ultralytics/nn/tasks.py: `.Addmodules` means ultralytics.nn.Addmodules
 
 
-def has_class_import(src: SourceFile, module: str = ADDMODULES) -> bool:
-    """True when a top-level `from <module> import HaloAttention` binds the class."""
-    return any(_imports_name(stmt, module, CLASS_NAME) for stmt in src.module.body)
+def has_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT) -> bool:
+    """True when a top-level `from <module> import <Class>` binds the class."""
+    return any(_imports_name(stmt, module, spec.class_name) for stmt in src.module.body)
 
 
-def binds_class(src: SourceFile, module: str = ADDMODULES) -> bool:
-    """True when a top-level import binds HaloAttention from `module`: by name, or (Addmodules) by `*`."""
+def binds_class(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT) -> bool:
+    """True when a top-level import binds the class from `module`: by name, or (Addmodules) by `*`."""
     return any(
-        l.module == module and (CLASS_NAME in l.names if l.names is not None else module == ADDMODULES)
+        l.module == module and (spec.class_name in l.names if l.names is not None else module == ADDMODULES)
         for l in import_lines(src, TASKS_PACKAGE)
     )
 
 
-def add_class_import(src: SourceFile, module: str = ADDMODULES) -> SourceFile:
+def add_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT) -> SourceFile:
     """tasks.py with `from <module> import HaloAttention` right after the modules import, unless an import binds it.
 
     Never at the top: since 8.4.110 tasks.py starts with `from __future__ import annotations`.
     """
-    if binds_class(src, module):
+    if binds_class(src, module, spec):
         return src
     body = list(src.module.body)
     anchors = [i for i, stmt in enumerate(body) if _import_from_module(stmt) == MODULES_IMPORT]
     if not anchors:
         raise AnchorError(f"{src.where}: no top-level `from {MODULES_IMPORT} import (...)` to place the import after")
-    new = cst.parse_statement(f"from {module} import {CLASS_NAME}\n", config=src.module.config_for_parsing)
+    new = cst.parse_statement(f"from {module} import {spec.class_name}\n", config=src.module.config_for_parsing)
     body.insert(anchors[0] + 1, new)
     return src.with_module(src.module.with_changes(body=body))
 
 
-def remove_class_import(src: SourceFile, module: str = ADDMODULES, force: bool = False) -> Removal:
+def remove_class_import(src: SourceFile, module: str = ADDMODULES, force: bool = False, spec: ModuleSpec = DEFAULT) -> Removal:
     """tasks.py without the line add_class_import writes (`from <module> import HaloAttention` alone);
     a line that imports more names or renames the class was edited by hand: kept unless `force`."""
-    return remove_import_of(src, module, CLASS_NAME, "tasks.py import", force)
+    return remove_import_of(src, module, spec.class_name, "tasks.py import", force)

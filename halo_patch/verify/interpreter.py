@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from halo_patch.errors import HaloPatchError
-from halo_patch.target import UltralyticsTarget
+from halo_patch.target import Kind, UltralyticsTarget
 
 # Ultralytics maps `yolo11n.yaml` to `yolo11.yaml` with re.sub(r"(\d+)([nslmx])(.+)?$", ...) on the whole
 # path, so a temp dir whose name holds a digit followed by a scale letter breaks the scale lookup.
@@ -42,7 +42,7 @@ def find_interpreter(target: UltralyticsTarget) -> Interpreter:
     PYTHONPATH.
     """
     root = target.root.resolve()
-    if target.kind == "site-packages":
+    if target.kind is Kind.SITE_PACKAGES:
         if root in _own_site_dirs():
             return Interpreter(sys.executable, None, "this Python, whose site-packages holds the target")
         python = _environment_python(root)
@@ -58,7 +58,7 @@ def _path_note(target: UltralyticsTarget, root: Path) -> Optional[str]:
     if found == target.package_dir.resolve():
         return None
     imports = f"imports ultralytics from {found}" if found else "cannot import ultralytics"
-    install = f" (or pip install -e {root})" if target.kind == "clone" else ""
+    install = f" (or pip install -e {root})" if target.kind is Kind.CLONE else ""
     return (
         f"without PYTHONPATH={root}, this Python {imports}: start training with that PYTHONPATH{install}, "
         "or your runs and DDP workers will not use the patched copy"

@@ -49,7 +49,7 @@ class ModelSpec:
 
 
 def models_dir(target: UltralyticsTarget) -> Path:
-    return target.package_dir / "cfg" / "models"
+    return target.models_dir
 
 
 def written_yamls(target: UltralyticsTarget) -> list[Path]:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from halo_patch.tree_status import check_status
+from halo_patch.modules import DEFAULT
 from halo_patch.target import UltralyticsTarget
 from halo_patch.verify.child import run_checks
 from halo_patch.verify.interpreter import Interpreter, make_workdir
@@ -48,9 +49,9 @@ def check_patch_status(target: UltralyticsTarget, step: Step) -> None:
     if status.fully_applied:
         step.result, step.detail = PASSED, f"all {len(status.changes)} changes applied, none drifted"
     elif status.nothing_applied:
-        step.result, step.detail = FAILED, f"HaloAttention is not applied to {target.package_dir}; run halo-patch apply"
+        step.result, step.detail = FAILED, f"{DEFAULT.class_name} is not applied to {target.package_dir}; run halo-patch apply"
     else:
         missing = "; ".join(f"{c.change} {c.state} in {c.path}" + (f" ({c.detail})" if c.detail else "") for c in status.missing)
         missing = missing or "; ".join(status.notes)  # every change there, but an interrupted run or an untrusted state dir
         step.result = FAILED
-        step.detail = f"HaloAttention is only partly applied to {target.package_dir}: {missing}; run halo-patch apply"
+        step.detail = f"{DEFAULT.class_name} is only partly applied to {target.package_dir}: {missing}; run halo-patch apply"

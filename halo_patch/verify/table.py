@@ -10,6 +10,7 @@ from rich.text import Text
 
 from halo_patch import __version__, report
 from halo_patch.errors import HaloPatchError
+from halo_patch.modules import DEFAULT
 from halo_patch.target import UltralyticsTarget
 from halo_patch.verify.interpreter import Interpreter
 from halo_patch.verify.options import FAILED, PASSED, SKIPPED, Options, Step
@@ -27,7 +28,7 @@ def verdict_line(target: UltralyticsTarget, steps: list[Step], failed: list[Step
     note = f" ({', '.join(f'{s.label} skipped: {s.detail}' for s in skipped)})" if skipped else ""
     env = next((s.data for s in steps if s.id == "import"), {})
     where = f" with python {env.get('python_version')}, torch {env.get('torch')} on {env.get('device_name')}" if env else ""
-    return f"[green]verify passed[/]: HaloAttention works in Ultralytics {target.version} at {target.package_dir}{where}{note}"
+    return f"[green]verify passed[/]: {DEFAULT.class_name} works in Ultralytics {target.version} at {target.package_dir}{where}{note}"
 
 
 def print_tracebacks(console: Console, failed: list[Step]) -> None:
@@ -66,7 +67,7 @@ def write_json(
         "exit_code": code,
         "verdict": Text.from_markup(verdict).plain,
         "seconds": round(seconds, 3),
-        "target": {"package_dir": str(target.package_dir), "kind": target.kind, "ultralytics": target.version},
+        "target": {"package_dir": str(target.package_dir), "kind": target.kind.value, "ultralytics": target.version},
         "interpreter": {
             "python": interpreter.python,
             "pythonpath": None if interpreter.pythonpath is None else str(interpreter.pythonpath),

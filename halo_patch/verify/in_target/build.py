@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .common import CheckFailed, halo_layers, layer_names, main_size, tensors
+from .common import CheckFailed, class_name, halo_layers, layer_names, main_size, tensors
 
 FLOPS_IMGSZ = 640  # GFLOPs are reported at 640, the size Ultralytics' own tables use (224 for classify)
 
@@ -30,7 +30,7 @@ def run(ctx, model):
         source = i - 1 if layer.f == -1 else layer.f  # HaloAttention reads one input
         c_in, c_out = shapes[source][0][1], shapes[i][0][1]
         if c_in != c_out:
-            raise CheckFailed(f"HaloAttention at layer {i} maps {c_in} -> {c_out} channels; expected {c_in} -> {c_in}")
+            raise CheckFailed(f"{class_name()} at layer {i} maps {c_in} -> {c_out} channels; expected {c_in} -> {c_in}")
         channels.append(c_in)
     flops_size = FLOPS_IMGSZ if task != "classify" else main_size(task, 640)
     data = {
@@ -67,7 +67,7 @@ def describe(model, layers, channels, data, have_thop):
         flops = f"{data['gflops']:.2f} GFLOPs" + (f" ({plain} {data['plain_gflops']:.2f})" if plain else "")
     else:
         flops = "GFLOPs not measured: thop not installed"
-    where = f"{layer_names(layers)} HaloAttention {', '.join(str(c) for c in channels)} ch"
+    where = f"{layer_names(layers)} {class_name()} {', '.join(str(c) for c in channels)} ch"
     return f"{where}; {params}, {flops} at {data['gflops_imgsz']}"
 
 
@@ -100,7 +100,7 @@ def compare_graphs(net, plain, inserted, shapes, plain_shapes, model):
     if len(net.model) != len(plain.model) + len(inserted):
         raise CheckFailed(
             f"{len(net.model)} layers; expected {len(plain.model) + len(inserted)} "
-            f"({model.plain_label} has {len(plain.model)}, plus {len(inserted)} HaloAttention)"
+            f"({model.plain_label} has {len(plain.model)}, plus {len(inserted)} {class_name()})"
         )
     for k in range(len(net.model)):
         if k in inserted:
@@ -109,7 +109,7 @@ def compare_graphs(net, plain, inserted, shapes, plain_shapes, model):
         if shapes.get(k) != plain_shapes.get(j):
             raise CheckFailed(
                 f"layer {k} ({type(net.model[k]).__name__}) outputs {_shapes(shapes.get(k))}; layer {j} of {model.plain_label}, "
-                f"the same layer before HaloAttention was inserted, outputs {_shapes(plain_shapes.get(j))}: "
+                f"the same layer before {class_name()} was inserted, outputs {_shapes(plain_shapes.get(j))}: "
                 "a `from` index points wrong"
             )
 

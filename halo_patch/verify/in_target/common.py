@@ -6,6 +6,14 @@ import math
 from pathlib import Path
 
 
+MODULE = {"class_name": "", "channels": "same"}  # the module verify checks: set from the config by main()
+
+
+def class_name():
+    """The class of the layers apply inserted (the module spec's, sent in the config)."""
+    return MODULE["class_name"]
+
+
 class CheckFailed(Exception):
     """A check that ran and found something wrong; the message is the one-line reason."""
 
@@ -39,6 +47,7 @@ class Context:
 
     def __init__(self, config):
         self.config = config
+        MODULE.update(config["module"])  # {"class_name", "channels"}: what the inserted layers are
         self.package_dir = Path(config["package_dir"]).resolve()
         self.imgsz = int(config["imgsz"])
         self.image_size = (self.imgsz, max(32, self.imgsz * 3 // 4))  # (w, h) of the generated images: 4:3
@@ -78,10 +87,10 @@ def describe_copy(package_dir):
 
 def halo_layers(net, name):
     """[(index, module)] of every HaloAttention in a built model; CheckFailed when there is none."""
-    found = [(i, m) for i, m in enumerate(net.model) if type(m).__name__ == "HaloAttention"]
+    found = [(i, m) for i, m in enumerate(net.model) if type(m).__name__ == class_name()]
     if not found:
         raise CheckFailed(
-            f"{name} builds without a HaloAttention layer ({len(net.model)} layers); "
+            f"{name} builds without a {class_name()} layer ({len(net.model)} layers); "
             "expected the row(s) apply inserted: rewrite the yaml with halo-patch apply"
         )
     return found
@@ -142,7 +151,7 @@ class ShapeHook:
         self.calls.append((tuple(inputs[0].shape), tuple(output.shape)))
 
     def _record_halo(self, module, inputs, output):
-        if type(module).__name__ == "HaloAttention":
+        if type(module).__name__ == class_name():
             self._record(module, inputs, output)
 
     def remove(self):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import CheckFailed, ShapeHook, first_line, halo_layers, level, sizes, wh
+from .common import CheckFailed, ShapeHook, class_name, first_line, halo_layers, level, sizes, wh
 from .heads import channel_parts, check_output, describe_channels, is_end_to_end
 
 
@@ -30,7 +30,7 @@ def run(ctx, model):
         for (i, _), hook in zip(layers, hooks):
             halo_in, halo_out = hook.calls[0]
             if halo_out != halo_in:
-                raise CheckFailed(f"{w}x{h}: HaloAttention {i} maps {halo_in} to {halo_out}; expected the same shape", {"sizes": results})
+                raise CheckFailed(f"{w}x{h}: {class_name()} {i} maps {halo_in} to {halo_out}; expected the same shape", {"sizes": results})
         try:
             result.update(check_output(net, task, y, h, w))
         except CheckFailed as exc:
@@ -59,4 +59,4 @@ def describe(net, task, layers, levels, results):
     for k, ((i, _), p) in enumerate(zip(layers, levels)):
         at = ", ".join(r["halo"][k] for r in results)
         where.append(f"at P{p} {at}" if len(layers) == 1 else f"layer {i} at P{p} {at}")
-    return sizes_text + what + "; HaloAttention " + "; ".join(where)
+    return sizes_text + what + f"; {class_name()} " + "; ".join(where)

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from .common import CheckFailed, describe_copy, first_line, inside
+from .common import CheckFailed, class_name, describe_copy, first_line, inside
 
 
 def run(ctx, model):
@@ -19,7 +19,7 @@ def run(ctx, model):
         raise CheckFailed(
             f"{exe} imports ultralytics from {found} ({describe_copy(found)}), not from the patched target "
             f"{ctx.package_dir}: training, DDP workers and exports started with this Python use that copy "
-            f"(KeyError: 'HaloAttention' where it is not patched); patch that copy "
+            f"(KeyError: '{class_name()}' where it is not patched); patch that copy "
             f"(halo-patch apply --target {found}) or remove it from this environment",
             {"imported": str(found), "python": exe},
         )
@@ -33,12 +33,12 @@ def run(ctx, model):
     for what, path in (("ultralytics", ultralytics.__file__), ("ultralytics.nn.tasks", tasks.__file__)):
         if not inside(path, ctx.package_dir):
             raise CheckFailed(f"{what} was imported from {path}, outside the target {ctx.package_dir}")
-    cls = getattr(tasks, "HaloAttention", None)
+    cls = getattr(tasks, class_name(), None)
     if cls is None:
-        raise CheckFailed(f"{tasks.__file__} does not bind HaloAttention; run halo-patch apply")
+        raise CheckFailed(f"{tasks.__file__} does not bind {class_name()}; run halo-patch apply")
     module_file = sys.modules[cls.__module__].__file__
     if not inside(module_file, ctx.package_dir):
-        raise CheckFailed(f"HaloAttention was imported from {module_file}, outside the target {ctx.package_dir}")
+        raise CheckFailed(f"{class_name()} was imported from {module_file}, outside the target {ctx.package_dir}")
     yamls = [str(check_model_yaml(ctx, m)) for m in ctx.models.values()]
     try:
         ctx.device = select_device(ctx.config["device"], verbose=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import CheckFailed, ShapeHook, halo_layers, wh
+from .common import CheckFailed, ShapeHook, class_name, halo_layers, wh
 
 
 def run(ctx, model):
@@ -26,4 +26,4 @@ def run(ctx, model):
         raise CheckFailed(f"predict result for a {w}x{h} image has orig_shape {r.orig_shape} and boxes {r.boxes}")
     p5 = wh(hook.calls[0][0]) if hook.calls else "?"
     data = {"image": f"{w}x{h}", "boxes": len(r.boxes), "p5": p5}
-    return f"{len(r.boxes)} boxes on a {w}x{h} image (HaloAttention at P5 {p5})", data
+    return f"{len(r.boxes)} boxes on a {w}x{h} image ({class_name()} at P5 {p5})", data

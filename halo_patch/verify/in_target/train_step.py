@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .batches import BATCH_SIZE, make_batch
-from .common import CheckFailed, halo_layers
+from .common import CheckFailed, class_name, halo_layers
 
 
 def run(ctx, model):
@@ -28,17 +28,17 @@ def run(ctx, model):
     prefix = len(layers) > 1  # name tensors by layer only when there are several layers
     params = [(f"{i}.{n}" if prefix else n, p) for i, m in layers for n, p in m.named_parameters()]
     if not params:
-        raise CheckFailed("HaloAttention has no parameters to train")
+        raise CheckFailed(f"{class_name()} has no parameters to train")
     zero = [n for n, p in params if p.grad is None or not bool(p.grad.abs().sum() > 0)]
     bad = [n for n, p in params if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
     data = {"loss": float(loss.item()), "params": [n for n, _ in params], "zero_grad": zero, "nonfinite_grad": bad}
     net.zero_grad(set_to_none=True)
     net.eval()
     if bad:
-        raise CheckFailed(f"non-finite gradients on HaloAttention's {', '.join(bad)}", data)
+        raise CheckFailed(f"non-finite gradients on {class_name()}'s {', '.join(bad)}", data)
     if zero:
-        raise CheckFailed(f"zero gradient on HaloAttention's {', '.join(zero)} (of {len(params)} tensors): that part never learns", data)
-    detail = f"loss {loss.item():.3f}; non-zero gradients on all {len(params)} HaloAttention tensors at {size}x{size}"
+        raise CheckFailed(f"zero gradient on {class_name()}'s {', '.join(zero)} (of {len(params)} tensors): that part never learns", data)
+    detail = f"loss {loss.item():.3f}; non-zero gradients on all {len(params)} {class_name()} tensors at {size}x{size}"
     if built.task != "detect":
         detail += f" ({built.task} batch of {BATCH_SIZE})"
     return detail, data

@@ -1,4 +1,4 @@
-"""Plan a revert from what is recognisably ours in the tree now, then commit it through the journal.
+"""Plan a revert from what is recognisably ours in the tree now (pure: reads only).
 
 Revert never copies a stored original over the current file blindly: it takes our nodes out of the
 current tasks.py by CST (so a user's own edits, or a newer release after an upgrade, stay byte for
@@ -9,53 +9,30 @@ that: where a file is still exactly what apply wrote, its stored original is put
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from halo_patch import footprint, journal
 from halo_patch.errors import AnchorError
-from halo_patch.journal import Manifest, Step
-from halo_patch.target import UltralyticsTarget
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A file with our changes edited by hand: revert stops unless --force."""
-
-    rel: str
-    current: bytes
-    forced: bytes | None  # what --force leaves (None: the file is deleted)
-    why: str
-
-
-@dataclass(frozen=True)
-class RevertPlan:
-    steps: tuple[Step, ...]
-    rows: tuple[tuple[str, str], ...]  # (file, what revert does) for the report
-    refused: tuple[Refusal, ...]
-    notes: tuple[str, ...]  # files kept, version/path mismatches
-    dirs: tuple[str, ...]  # dirs to remove when empty
-
-    @property
-    def empty(self) -> bool:
-        return not self.steps
+from halo_patch.journal import Action, ChangeSet, FileEdit, Manifest, Op
+from halo_patch.planning.plan import Plan, Refusal
+from halo_patch.target import Kind, UltralyticsTarget
 
 
 def _label(target: UltralyticsTarget, path: Path) -> str:
     return f"{path} (Ultralytics {target.version or 'uninstalled'})"
 
 
-def plan_revert(target: UltralyticsTarget, manifest: Manifest | None, force: bool) -> RevertPlan:
-    """Every file revert changes, from the tree as it is now (pure: reads only)."""
-    planner = _Planner(target, manifest, force)
-    for edit in footprint.PYTHON_EDITS:
+def plan_revert(target: UltralyticsTarget, force: bool) -> Plan:
+    """Every file revert changes, from the tree as it is now and the validated state (pure: reads only)."""
+    planner = _Planner(target, journal.load_manifest(target), force)
+    for edit in reversed(footprint.PYTHON_EDITS):  # tasks.py first: it imports the files revert deletes
         planner.take_out_nodes(edit)
     for created in footprint.CREATED_FILES:
         for path in created.locate(target):
             planner.delete_if_ours(path, created.is_ours, by_manifest=True)
     any_ours = lambda data: any(c.is_ours(data) for c in footprint.CREATED_FILES)  # noqa: E731
     for entry in planner.recorded.values():  # named by the manifest outside the table: only when recognisably ours
-        if entry.action == "created":
+        if entry.action is Action.CREATED:
             planner.delete_if_ours(target.root / entry.path, any_ours, by_manifest=False)
     return planner.result()
 
@@ -74,16 +51,14 @@ class _Planner:
         }
         self.recorded = {e.path: e for e in manifest.files} if manifest else {}  # every entry, trusted or not
         self.record = target.record_hashes()  # the installed wheel's RECORD hashes
-        self.steps: list[Step] = []
-        self.rows: list[tuple[str, str]] = []
+        self.steps: list[FileEdit] = []
         self.refused: list[Refusal] = []
         self.notes: list[str] = []
         self.seen: set[str] = set()  # files already planned
 
     def _step(self, path: Path, before: bytes, after: bytes | None, row: str) -> None:
         rel = self.target.relative(path)
-        self.steps.append(Step(path, rel, before, after))
-        self.rows.append((rel, row))
+        self.steps.append(FileEdit(path, rel, before, after, why=row))
         self.seen.add(rel)
 
     def take_out_nodes(self, edit: footprint.PythonEdit) -> None:
@@ -104,7 +79,7 @@ class _Planner:
             self.notes.append(f"kept {rel}: a symlink out of the package tree")
             return
         entry = self.trusted.get(rel)
-        if entry is not None and entry.action == "modified":  # exactly as apply wrote it: the stored original
+        if entry is not None and entry.action is Action.MODIFIED:  # exactly as apply wrote it: the stored original
             self._step(path, data, journal.read_blob(target, entry.sha256_before), "restored")
             return
         try:
@@ -140,7 +115,7 @@ class _Planner:
         entry = self.recorded.get(rel) if by_manifest else None
         if is_ours(data):
             self._step(path, data, None, "deleted")
-        elif entry is not None and entry.action == "created":
+        elif entry is not None and entry.action is Action.CREATED:
             if self.force:
                 self._step(path, data, None, "deleted (edited, --force)")
             else:
@@ -148,18 +123,23 @@ class _Planner:
         else:
             self.notes.append(f"kept {rel}: not as halo-patch writes it")
 
-    def result(self) -> RevertPlan:
+    def result(self) -> Plan:
         target = self.target
         dirs = [target.relative(d) for d in footprint.owned_dirs(target)]
         dirs += [d for d in (self.manifest.created_dirs if self.manifest else ()) if d not in dirs]
-        if target.kind == "uninstalled":  # pip left these dirs only because our files were in them
+        if target.kind is Kind.UNINSTALLED:  # pip left these dirs only because our files were in them
             for s in self.steps:
                 dirs += [target.relative(p) for p in s.path.parents if target.package_dir in [p, *p.parents]]
-        notes = self.notes + (_mismatches(target, self.manifest) if self.manifest else [])
-        return RevertPlan(tuple(self.steps), tuple(self.rows), tuple(self.refused), tuple(notes), tuple(dict.fromkeys(dirs)))
+        notes = self.notes + (_state_mismatches(target, self.manifest) if self.manifest else [])
+        refusal = ""
+        if self.refused:
+            names = "; ".join(f"{r.rel}: {r.why}" for r in self.refused)
+            refusal = f"{names} (diff above: what --force would take out); nothing changed; re-run with --force to remove our changes anyway"
+        changes = ChangeSet(target, Op.REVERT, tuple(self.steps), None, tuple(dict.fromkeys(dirs)))
+        return Plan(changes, tuple(self.refused), refusal, tuple(notes))
 
 
-def _mismatches(target: UltralyticsTarget, manifest: Manifest) -> list[str]:
+def _state_mismatches(target: UltralyticsTarget, manifest: Manifest) -> list[str]:
     out = []
     if target.version and manifest.ultralytics_version != target.version:
         out.append(
@@ -170,7 +150,3 @@ def _mismatches(target: UltralyticsTarget, manifest: Manifest) -> list[str]:
         out.append(f"the state records {manifest.package_dir}, this tree is {target.package_dir} (moved or copied)")
     return out
 
-
-def commit_revert(target: UltralyticsTarget, plan: RevertPlan) -> None:
-    """Run the revert as one journaled transaction; the state dir goes at the end (caller holds the lock)."""
-    journal.commit(target, "revert", plan.steps, None, plan.dirs)

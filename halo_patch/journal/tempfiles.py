@@ -8,20 +8,15 @@ import signal
 import threading
 from pathlib import Path
 
+from halo_patch.journal.files import TMP_SUFFIX
+from halo_patch.journal.state import BLOBS
 from halo_patch.target import UltralyticsTarget
-
-
-def _suffix() -> str:
-    from halo_patch import journal
-
-    return journal.TMP_SUFFIX
 
 
 def our_dirs(target: UltralyticsTarget) -> list[Path]:
     """The dirs halo-patch writes into: the state dir, nn/ and its layout dirs, cfg/models/ and below."""
-    package = target.package_dir
-    out = [target.state_dir, target.state_dir / "blobs", package / "nn", target.addmodules_dir, package / "nn" / "modules"]
-    models = package / "cfg" / "models"
+    out = [target.state_dir, target.state_dir / BLOBS, target.nn_dir, target.addmodules_dir, target.modules_dir]
+    models = target.models_dir
     if models.is_dir() and not models.is_symlink():
         for here, dirs, _ in os.walk(models):  # never follows a symlinked dir
             out.append(Path(here))
@@ -30,7 +25,7 @@ def our_dirs(target: UltralyticsTarget) -> list[Path]:
 
 def leftovers(target: UltralyticsTarget) -> list[Path]:
     """Temp files of ours in those dirs: regular files or links named `.<name>.halo-tmp`."""
-    suffix = _suffix()
+    suffix = TMP_SUFFIX
     found = []
     for d in dict.fromkeys(our_dirs(target)):
         if d.is_symlink() or not d.is_dir():

@@ -15,7 +15,7 @@ def print_model_yaml(console: Console, target: UltralyticsTarget, model: YamlPla
     scales = [s for s, _ in model.inserted[0].channels]
     base_name = escape(model.base.path.name)
     console.print(
-        f"HaloAttention(c_in, {', '.join(map(str, model.args))}) in {escape(str(target.relative(model.path)))} "
+        f"{escape(model.module.call(model.args))} in {escape(str(target.relative(model.path)))} "
         f"(from {base_name}, {escape(model.base.task)}):",
         highlight=False,
         soft_wrap=True,
