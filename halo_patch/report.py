@@ -20,6 +20,8 @@ def print_target(console: Console, target: UltralyticsTarget) -> None:
         f"({target.kind}, {writable})",
         highlight=False,
     )
+    if target.elsewhere:
+        console.print(f"[yellow]note:[/] {escape(target.elsewhere)}", highlight=False)
 
 
 def unified_diff(rel: str, before: bytes | None, after: bytes | None) -> str:
@@ -55,7 +57,10 @@ def line_counts(before: bytes | None, after: bytes | None) -> str:
 
 
 def table(title: str, columns: list[str]) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
+    """A table whose cells are never cropped (plain columns when piped or too narrow)."""
+    from halo_patch.table_out import WholeTable
+
+    t = WholeTable(title=title, title_justify="left", header_style="bold")
     for c in columns:
         t.add_column(c)
     return t

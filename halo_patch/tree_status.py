@@ -200,7 +200,12 @@ def _model_yaml_changes(target: UltralyticsTarget, manifest: journal.Manifest | 
 
 def _mismatches(target: UltralyticsTarget, manifest: journal.Manifest) -> list[str]:
     out = []
-    if manifest.ultralytics_version != target.version:
+    if not target.version:  # `pip uninstall ultralytics` left our files and state behind
+        out.append(
+            f"applied to Ultralytics {manifest.ultralytics_version}, which is no longer installed here (uninstalled); "
+            "`halo-patch revert` removes what halo-patch left"
+        )
+    elif manifest.ultralytics_version != target.version:
         out.append(f"applied to Ultralytics {manifest.ultralytics_version}, the tree is now {target.version} (upgraded or reinstalled)")
     if manifest.package_dir != str(target.package_dir):
         out.append(f"applied at {manifest.package_dir}, this tree is {target.package_dir} (moved or copied)")

@@ -7,8 +7,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from halo_patch import journal, report
+from halo_patch import journal, json_report, report
 from halo_patch.errors import AdoptError, DriftError, HaloPatchError
+from halo_patch.model_yaml import resolve_base
 from halo_patch.model_yaml.show import print_model_yaml
 from halo_patch.planning.apply import plan_apply
 from halo_patch.planning.layout import Layout
@@ -61,17 +62,22 @@ def user_module(target_path: Path | None, path: Path, class_name: str | None, ch
     return loaded.spec
 
 
-def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOptions, console: Console) -> int:
+def run(
+    target_path: Path | None, dry_run: bool, check: bool, options: ApplyOptions, console: Console, json_path: Path | None = None
+) -> int:
+    json_report.check_path(json_path)
     target = find_target(target_path)
     report.print_target(console, target)
     if check or dry_run:
-        return _preview(target, options, dry_run, check, console)
+        return _preview(target, options, dry_run, check, console, json_path)
     require_writable(target)
+    resolve_base(target, options.base)  # a bad --base (a FIFO, /dev/zero, not a yaml) fails here, before the lock
     with journal.locked(target, on_wait=lambda: report.print_waiting(console, target)):
         report.print_recovered(console, journal.recover(target))
         plan = _plan(target, options, console)
         if plan.empty:
             console.print(f"{options.module.class_name} is already applied; nothing to change.")
+            json_report.write(json_path, json_report.apply_dict(target, plan, "already applied", 0))
             return 0
         if plan.refused:
             for r in plan.refused:
@@ -87,7 +93,8 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         t.add_row(escape(f"{edit.why} ({action})"), escape(edit.rel), report.line_counts(edit.before, edit.after))
     console.print(t)
     console.print("Check it with `halo-patch verify`.")
-    _warn_scale_trap(console, target)
+    _warn_scale_trap(console, target, plan)
+    json_report.write(json_path, json_report.apply_dict(target, plan, "applied", 0))
     return 0
 
 
@@ -104,7 +111,7 @@ def _plan(target, options: ApplyOptions, console: Console, preview: bool = False
     return plan
 
 
-def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console: Console) -> int:
+def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console: Console, json_path: Path | None = None) -> int:
     """--check / --dry-run: plan and show, write nothing (and take no lock)."""
     pending = journal.load_pending(target)
     if pending is not None:
@@ -112,6 +119,7 @@ def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console:
     plan = _plan(target, options, console, preview=True)
     if plan.empty and pending is None:
         console.print(f"{options.module.class_name} is already applied; nothing to change.")
+        json_report.write(json_path, json_report.apply_dict(target, plan, "already applied", 0))
         return 0
     if dry_run:
         for edit in plan.rows:
@@ -119,19 +127,28 @@ def _preview(target, options: ApplyOptions, dry_run: bool, check: bool, console:
     for edit in plan.rows:
         verb = "would create" if edit.created else "would modify"
         console.print(f"  {verb} {escape(edit.rel)} ({escape(edit.why)})", highlight=False)
-    return 1 if check else 0
+    code = 1 if check else 0
+    json_report.write(json_path, json_report.apply_dict(target, plan, "would change" if check else "dry run", code))
+    return code
 
 
-def _warn_scale_trap(console: Console, target) -> None:
-    """Ultralytics reads the scale with `(\\d+)([nslmx])(.+)?$` on the whole yaml path: a folder named
-    like `v8s` or `2m` in the path makes `yolo11n-HaloAttention.yaml` resolve wrongly."""
+def _warn_scale_trap(console: Console, target, plan: Plan) -> None:
+    """Warn only where the YOLO(...) call we print would fail. Ultralytics finds a bare yaml name with
+    `glob(<package>/**/<name>)`: glob characters ([ ] * ?) in the package path make it find nothing."""
+    import glob
     import re
 
-    folder = str(target.models11_dir.parent.parent)
-    hit = re.search(r"\d+[nslmx]", folder)
-    if hit:
+    folder = str(target.package_dir)
+    magic = [ch for ch in "[]*?" if ch in folder]
+    if not magic or not glob.has_magic(folder):
+        return
+    for model in plan.models:
+        full = str(model.path.with_name(model.build)) if re.search(r"\d+[nslmx]", str(model.path.parent)) is None else ""
+        instead = f"build it by its full path, YOLO('{full}'), or " if full else ""
         console.print(
-            f"[yellow]warning:[/] {escape(folder)} contains '{hit.group()}': Ultralytics' yaml loader drops the scale letter "
-            f"after the first digit in the whole path, so YOLO('yolo11n-{MODULE.class_name}.yaml') will not find its file here: "
-            "move the tree to a path without a digit followed by n/s/m/l/x."
+            f"[yellow]warning:[/] YOLO('{escape(model.build)}') will not find its file here: Ultralytics looks a yaml name up "
+            f"with glob('{escape(folder)}/**/...'), and {escape(' '.join(magic))} in that path are glob pattern characters; "
+            f"{escape(instead)}move the tree to a path without [ ] * ?.",
+            highlight=False,
+            soft_wrap=True,
         )

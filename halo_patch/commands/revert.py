@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from halo_patch import journal, report
+from halo_patch import journal, json_report, report
 from halo_patch.planning.revert import plan_revert
 from halo_patch.errors import DriftError, HaloPatchError
 from halo_patch.target import find_target, require_writable
@@ -15,7 +15,8 @@ from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.planning.user_module import find_spec, tree_specs
 
 
-def run(target_path: Path | None, force: bool, console: Console, module: str | None = None) -> int:
+def run(target_path: Path | None, force: bool, console: Console, module: str | None = None, json_path: Path | None = None) -> int:
+    json_report.check_path(json_path)
     target = find_target(target_path, leftovers=True)
     report.print_target(console, target)
     require_writable(target)
@@ -37,6 +38,7 @@ def run(target_path: Path | None, force: bool, console: Console, module: str | N
             raise DriftError(plan.refusal)
         if plan.empty and not target.state_dir.exists():
             console.print(f"{name} is not applied; nothing to revert.")
+            json_report.write(json_path, json_report.revert_dict(target, plan, "nothing to revert"))
             return 0
         try:
             journal.commit(plan.changes)
@@ -46,4 +48,5 @@ def run(target_path: Path | None, force: bool, console: Console, module: str | N
     for edit in plan.rows:
         t.add_row(escape(edit.rel), escape(edit.why))
     console.print(t)
+    json_report.write(json_path, json_report.revert_dict(target, plan, "reverted"))
     return 0

@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from dataclasses import replace
 
-from halo_patch import report
+from halo_patch import json_report, report
 from halo_patch.planning.user_module import tree_specs
 from halo_patch.target import find_target
 from halo_patch.tree_status import APPLIED, DRIFTED, check_status, is_module_row
@@ -18,7 +18,8 @@ from halo_patch.modules import DEFAULT as MODULE
 _STYLE = {APPLIED: "green", DRIFTED: "yellow"}
 
 
-def run(target_path: Path | None, console: Console) -> int:
+def run(target_path: Path | None, console: Console, json_path: Path | None = None) -> int:
+    json_report.check_path(json_path)
     target = find_target(target_path, leftovers=True)
     report.print_target(console, target)
     full = check_status(target)
@@ -56,5 +57,8 @@ def run(target_path: Path | None, console: Console) -> int:
         console.print(f"{u.class_name} (from {u.file_stem}.py) is {'applied' if done else 'partially applied'}.", highlight=False)
     console.print(f"{MODULE.class_name} is {verdict}.")
     if users and status.nothing_applied and not status.hand_made_in_use:
-        return 0 if user_ok and full.interrupted is None and full.state_trusted else 1
-    return 0 if status.fully_applied and user_ok else 1
+        code = 0 if user_ok and full.interrupted is None and full.state_trusted else 1
+    else:
+        code = 0 if status.fully_applied and user_ok else 1
+    json_report.write(json_path, json_report.status_dict(status, verdict, code))
+    return code

@@ -15,6 +15,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from halo_patch import interrupts
 from halo_patch.errors import ConflictError, HaloPatchError, RollbackError, StateError, UnfinishedError
 from halo_patch.journal import files
 from halo_patch.journal.files import atomic_write, delete_module_file, disk_sha, mkdirs, prune_dirs, real_file, sha256, unlink
@@ -88,6 +89,7 @@ def commit(changes: ChangeSet) -> None:
         if s.after is not None:
             real_file(s.path, target.package_dir)
     started = 0  # steps begun: the last one may be half way (its file is then old or new, never torn)
+    interrupts.enter(interrupts.Phase.WRITING, op)
     try:
         _prepare(target, op, steps, manifest, dirs, keep)
         for s in steps:
@@ -95,9 +97,12 @@ def commit(changes: ChangeSet) -> None:
             _forward(target, s, op)
     except BaseException as exc:
         _rollback(target, op, steps[:started], dirs, exc)
+        interrupts.enter(interrupts.Phase.ROLLED_BACK, op)
         raise
+    interrupts.enter(interrupts.Phase.MADE, op)
     try:
         _finish(target, op, manifest, dirs)
+        interrupts.enter(interrupts.Phase.DONE, op)
     except OSError as exc:  # every file is changed; only the state dir's bookkeeping is behind
         raise UnfinishedError(
             f"{describe_failure(exc)}; the {op} is made but the state dir could not be updated; "
@@ -259,6 +264,7 @@ def recover(target: UltralyticsTarget) -> Op | None:
     pending = load_pending(target)
     if pending is None:
         return None
+    interrupts.enter(interrupts.Phase.WRITING, pending.op)
     files.sweep_tmp(target.root / Path(s.path).parent for s in pending.steps)
     for raw in pending.steps:
         path = target.root / raw.path
@@ -275,4 +281,5 @@ def recover(target: UltralyticsTarget) -> Op | None:
             raise StateError(f"{target.state_dir / BLOBS / raw.sha_to}: missing or damaged; cannot finish the interrupted {pending.op}")
         _forward(target, FileEdit(path, raw.path, None if current is None else path.read_bytes(), after, raw.mode), pending.op)
     _finish(target, pending.op, pending.manifest, pending.dirs)
+    interrupts.enter(interrupts.Phase.RECOVERED, pending.op)
     return pending.op

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from halo_patch import ownership
+from halo_patch import ownership, safe_read
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.model_yaml.graph import find_row_problem, find_source_problem
 from halo_patch.modules import DEFAULT
@@ -69,12 +69,8 @@ def models_dir(target: UltralyticsTarget) -> Path:
 
 def read_model(path: Path, where: str) -> dict[str, Any]:
     """A model yaml's data, checked to be `backbone:` (and `head:`) lists of well-formed rows."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise AnchorError(f"{where}: no such file; expected an Ultralytics model yaml") from None
-    except IsADirectoryError:
-        raise AnchorError(f"{where}: is a directory; expected an Ultralytics model yaml") from None
+    try:  # a regular file of bounded size only: a FIFO or /dev/zero is refused, never read
+        text = safe_read.read_regular(path, where, "an Ultralytics model yaml").decode("utf-8")
     except UnicodeDecodeError:
         raise AnchorError(f"{where}: not UTF-8 text; expected an Ultralytics model yaml") from None
     try:
