@@ -339,11 +339,11 @@ def compare(
     target: TargetOption = None,
     model: Annotated[
         Optional[str],
-        typer.Option("--model", help="The base model yaml. Default: the base of the first HaloAttention yaml apply wrote, scale n (yolo11n.yaml).", show_default=False),
+        typer.Option("--model", help=f"The base model yaml. Default: the base of the first {MODULE.class_name} yaml apply wrote, scale n (yolo11n.yaml).", show_default=False),
     ] = None,
     variant: Annotated[
         Optional[list[str]],
-        typer.Option("--variant", help="A model yaml to compare with the base (repeatable). Default: every HaloAttention yaml apply wrote for that task, scale n.", show_default=False),
+        typer.Option("--variant", help=f"A model yaml to compare with the base (repeatable). Default: every {MODULE.class_name} yaml apply wrote for that task, scale n.", show_default=False),
     ] = None,
     weights: Annotated[
         Optional[Path],
@@ -371,13 +371,13 @@ def weights(
     src: Annotated[Path, typer.Argument(metavar="SRC", help="An Ultralytics checkpoint: yolo11n.pt, or your own best.pt / last.pt.", show_default=False)],
     out: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Where to write the new checkpoint. Default: <stem of SRC>-HaloAttention.pt here.", show_default=False),
+        typer.Option("--output", "-o", help=f"Where to write the new checkpoint. Default: <stem of SRC>-{MODULE.class_name}.pt here.", show_default=False),
     ] = None,
     yaml_spec: Annotated[
         Optional[str],
         typer.Option(
             "--yaml",
-            help="The HaloAttention yaml to build, as YOLO takes it (yolo11s-seg-HaloAttention.yaml) or a path. "
+            help=f"The {MODULE.class_name} yaml to build, as YOLO takes it (yolo11s-seg-{MODULE.class_name}.yaml) or a path. "
             "Default: the one apply wrote for SRC's model, at SRC's scale.",
             show_default=False,
         ),

@@ -48,7 +48,7 @@ def run(
         candidates = find_candidates(target)
         if not candidates:
             raise HaloPatchError(
-                f"{target.package_dir}: halo-patch apply wrote no HaloAttention yaml here; run `halo-patch apply` "
+                f"{target.package_dir}: halo-patch apply wrote no {CLASS_NAME} yaml here; run `halo-patch apply` "
                 "(with --base for another model) first"
             )
     interpreter = find_interpreter(target)

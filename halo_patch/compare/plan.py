@@ -12,6 +12,7 @@ from typing import Optional
 
 from halo_patch.compare.options import Options
 from halo_patch.errors import HaloPatchError
+from halo_patch.modules import DEFAULT
 from halo_patch.target import UltralyticsTarget
 from halo_patch.verify.models import base_name, guess_task, models_dir, with_scale, written_yamls
 
@@ -21,7 +22,7 @@ _UNIFY = re.compile(r"(\d+)([nslmx])(.+)?$")  # how Ultralytics maps yolo11n-x.y
 
 @dataclass(frozen=True)
 class ModelChoice:
-    label: str  # row label and run-name prefix: "yolo11n", "yolo11n-HaloAttention"
+    label: str  # row label and run-name prefix: the yaml stem, e.g. "yolo11n" and its variant
     model: str  # what YOLO() is given: a name Ultralytics finds in the target, or an absolute path
     yaml_path: Path  # the file it builds from
     variant: bool  # False: the base every variant is compared with
@@ -65,7 +66,7 @@ def plan_matrix(target: UltralyticsTarget, options: Options) -> Matrix:
         base = resolve(target, scaled, "--model", variant=False)
     else:
         raise HaloPatchError(
-            f"{models_dir(target)}: apply wrote no HaloAttention yaml here; run halo-patch apply first, or name --model and --variant"
+            f"{models_dir(target)}: apply wrote no {DEFAULT.class_name} yaml here; run halo-patch apply first, or name --model and --variant"
         )
     if options.variants:
         variants = [resolve(target, v, "--variant", variant=True) for v in options.variants]
@@ -73,7 +74,7 @@ def plan_matrix(target: UltralyticsTarget, options: Options) -> Matrix:
         same = [p for p in written if guess_task(p) == task]
         variants = [resolve(target, with_scale(p.name, DEFAULT_SCALE) or p.name, "--variant", variant=True) for p in same]
     if not variants:
-        raise HaloPatchError(f"{models_dir(target)}: apply wrote no HaloAttention yaml here; run halo-patch apply first, or name --variant")
+        raise HaloPatchError(f"{models_dir(target)}: apply wrote no {DEFAULT.class_name} yaml here; run halo-patch apply first, or name --variant")
     return Matrix(base, tuple(unique_labels([base, *variants])[1:]), tuple(range(options.seeds)))
 
 

@@ -55,7 +55,7 @@ def prepare(options: Options, target_path: Optional[Path]) -> Comparison:
     target = find_target(target_path)
     status = check_status(target)
     if not status.fully_applied:
-        raise HaloPatchError(f"{target.package_dir}: HaloAttention is not (fully) applied; run halo-patch apply --target {target.root} first")
+        raise HaloPatchError(f"{target.package_dir}: {DEFAULT.class_name} is not (fully) applied; run halo-patch apply --target {target.root} first")
     check_set_keys(options.overrides, target.package_dir / "cfg" / "default.yaml")
     matrix = plan_matrix(target, options)
     interpreter = find_interpreter(target)

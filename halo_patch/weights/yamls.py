@@ -57,11 +57,11 @@ def read_candidate(target: UltralyticsTarget, path: Path, option: str = "--yaml"
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise HaloPatchError(f"{option} {shown}: cannot be read ({exc.strerror or exc}); expected a HaloAttention yaml apply wrote") from None
+        raise HaloPatchError(f"{option} {shown}: cannot be read ({exc.strerror or exc}); expected a {CLASS_NAME} yaml apply wrote") from None
     if not ownership.is_sealed(data):
         why = "changed since apply wrote it" if ownership.carries_seal(data) else "not written by halo-patch apply"
         raise HaloPatchError(
-            f"{option} {shown}: {why}; expected a HaloAttention yaml apply wrote (`halo-patch status` lists them; "
+            f"{option} {shown}: {why}; expected a {CLASS_NAME} yaml apply wrote (`halo-patch status` lists them; "
             "`halo-patch apply --base NAME` writes one)"
         )
     text = data.decode("utf-8").replace("\r\n", "\n")
@@ -111,7 +111,7 @@ def resolve_yaml(target: UltralyticsTarget, spec: str) -> tuple[Candidate, Optio
     if "/" in spec or "\\" in spec or Path(spec).expanduser().is_file():
         path = Path(spec).expanduser().resolve()
         if not path.is_file():
-            raise HaloPatchError(f"--yaml {spec}: no such file; expected a HaloAttention yaml apply wrote")
+            raise HaloPatchError(f"--yaml {spec}: no such file; expected a {CLASS_NAME} yaml apply wrote")
         cand = read_candidate(target, path)
     else:
         name = UNIFIED.sub(r"\1\3", stem) + ".yaml"
