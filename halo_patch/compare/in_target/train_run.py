@@ -16,12 +16,13 @@ def run(config):
 
     run_dir = Path(config["project"]) / config["name"]
     last = run_dir / "weights" / "last.pt"
-    state = checkpoint_state(last)
+    state, done = checkpoint_state(last)
     mode = "fresh"
     if state == "finished":
         mode = "finished"
     elif state == "partial":
         mode = "resumed"
+        trim_results(run_dir / "results.csv", done)
         device = config["train_args"].get("device")
         YOLO(str(last)).train(resume=True, **({"device": device} if device is not None else {}))
     else:
@@ -46,9 +47,10 @@ def run(config):
 
 
 def checkpoint_state(last):
-    """"missing", "finished" (stripped at the end of training: epoch -1) or "partial" (epochs left)."""
+    """("missing" | "finished" (stripped at the end of training: epoch -1) | "partial" (epochs left), the
+    number of epochs last.pt holds)."""
     if not last.is_file():
-        return "missing"
+        return "missing", 0
     import torch
 
     try:
@@ -57,5 +59,30 @@ def checkpoint_state(last):
         except TypeError:  # torch < 1.13 has no weights_only
             ckpt = torch.load(str(last), map_location="cpu")
     except Exception:  # a checkpoint cut short by the kill: start again
-        return "missing"
-    return "finished" if int(ckpt.get("epoch", -1)) == -1 else "partial"
+        return "missing", 0
+    epoch = int(ckpt.get("epoch", -1))
+    return ("finished", 0) if epoch == -1 else ("partial", epoch + 1)
+
+
+def trim_results(path, epochs):
+    """Keep the rows of results.csv that last.pt holds. The trainer writes a row before it saves last.pt,
+    so a kill between the two leaves a row of an epoch the resume trains again (it would be counted twice)."""
+    import csv
+
+    if not path.is_file():
+        return
+    with open(str(path), newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and _epoch(r[0]) <= epochs]
+    if len(kept) != len(rows):
+        with open(str(path), "w", newline="") as fh:
+            csv.writer(fh, lineterminator="\n").writerows(kept)
+
+
+def _epoch(cell):
+    try:
+        return int(float(cell))
+    except ValueError:
+        return 0
