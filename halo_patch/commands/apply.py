@@ -71,7 +71,7 @@ def run(
     if check or dry_run:
         return _preview(target, options, dry_run, check, console, json_path)
     require_writable(target)
-    resolve_base(target, options.base)  # a bad --base (a FIFO, /dev/zero, not a yaml) fails here, before the lock
+    resolve_base(target, options.base, options.module.class_name)  # a bad --base (a FIFO, /dev/zero, not a yaml) fails here, before the lock
     with journal.locked(target, on_wait=lambda: report.print_waiting(console, target)):
         report.print_recovered(console, journal.recover(target))
         plan = _plan(target, options, console)
