@@ -58,7 +58,8 @@ class CreatedFile:
 
     name: str
     locate: Callable[[UltralyticsTarget], Iterable[Path]]
-    is_ours: Callable[[bytes], bool]
+    is_ours: Callable[[Path, bytes], bool]  # these bytes, at this path, are exactly what apply writes
+    was_ours: Callable[[Path, bytes], bool] | None = None  # also what an earlier release wrote (with a manifest entry)
 
 
 PYTHON_EDITS: list[PythonEdit] = []
@@ -127,10 +128,12 @@ register_created_file(
     CreatedFile(
         f"{layout.MODULE.class_name} module",
         lambda t: [layout.module_path(t, each) for each in layout.Layout],
-        lambda b: as_lf(b) == layout.module_template(),
+        lambda _, b: as_lf(b) == layout.module_template(),
     )
 )
-register_created_file(CreatedFile("model yaml", model_yamls, ownership.is_sealed))
+register_created_file(
+    CreatedFile("model yaml", model_yamls, lambda p, b: ownership.is_sealed_as(b, p.name), lambda p, b: ownership.is_sealed(b, p.name))
+)
 register_owned_dir(lambda t: t.addmodules_dir)
 register_owned_dir(lambda t: t.custom_models_dir)
 
@@ -187,4 +190,4 @@ def is_our_entry(target: UltralyticsTarget, path: Path, action: Action) -> bool:
     if python_edit_for(target, path) is not None:
         return True
     data = read_regular(path)
-    return action is Action.CREATED and data is not None and any(c.is_ours(data) for c in CREATED_FILES)
+    return action is Action.CREATED and data is not None and any((c.was_ours or c.is_ours)(path, data) for c in CREATED_FILES)

@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from halo_patch.planning.trust import finish_interrupted
 from halo_patch import journal, report
 from halo_patch.errors import AdoptError, DriftError, HaloPatchError
 from halo_patch.model_yaml.show import print_model_yaml
@@ -40,7 +41,7 @@ def run(target_path: Path | None, dry_run: bool, check: bool, options: ApplyOpti
         return _preview(target, options, dry_run, check, console)
     require_writable(target)
     with journal.locked(target, on_wait=lambda: report.print_waiting(console, target)):
-        report.print_recovered(console, journal.recover(target))
+        report.print_recovered(console, *finish_interrupted(target))
         plan = _plan(target, options, console)
         if plan.empty:
             console.print(f"{MODULE.class_name} is already applied; nothing to change.")

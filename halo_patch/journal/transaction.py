@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from halo_patch.errors import ConflictError, HaloPatchError, RollbackError, StateError, UnfinishedError
+from halo_patch.errors import ConflictError, ForeignJournal, HaloPatchError, RollbackError, StateError, UnfinishedError
 from halo_patch.journal import files
 from halo_patch.journal.files import atomic_write, delete_module_file, disk_sha, mkdirs, prune_dirs, real_file, sha256, unlink
 from halo_patch.journal.state import (
@@ -253,13 +254,16 @@ def _fix_command(target: UltralyticsTarget, s: FileEdit, exc: BaseException | No
     return f"{s.path}{why}: fix with `cp {shlex.quote(str(blob))} {shlex.quote(str(s.path))}`"
 
 
-def recover(target: UltralyticsTarget) -> Op | None:
-    """Finish an interrupted run (the caller holds the lock); returns its op, or None when there was none."""
+def recover(target: UltralyticsTarget, check: Callable[[Op, Path, bytes | None, bytes | None], bool] | None = None) -> Op | None:
+    """Finish an interrupted run (the caller holds the lock); returns its op, or None when there was none.
+
+    `check(op, path, current, new)`: whether a pending step is one the run makes (the planner
+    recomputes it from the tree); when one is not, ForeignJournal and nothing is written."""
     files.sweep_tmp([target.state_dir, target.state_dir / BLOBS])
     pending = load_pending(target)
     if pending is None:
         return None
-    files.sweep_tmp(target.root / Path(s.path).parent for s in pending.steps)
+    todo = []
     for raw in pending.steps:
         path = target.root / raw.path
         current = disk_sha(path)
@@ -273,6 +277,12 @@ def recover(target: UltralyticsTarget) -> Op | None:
         after = None if raw.sha_to is None else read_blob(target, raw.sha_to)
         if raw.sha_to is not None and after is None:
             raise StateError(f"{target.state_dir / BLOBS / raw.sha_to}: missing or damaged; cannot finish the interrupted {pending.op}")
-        _forward(target, FileEdit(path, raw.path, None if current is None else path.read_bytes(), after, raw.mode), pending.op)
+        before = None if current is None else path.read_bytes()
+        if check is not None and not check(pending.op, path, before, after):
+            raise ForeignJournal(f"{raw.path}: its step is not one halo-patch {pending.op} makes from this tree")
+        todo.append(FileEdit(path, raw.path, before, after, raw.mode))
+    files.sweep_tmp(target.root / Path(s.path).parent for s in pending.steps)
+    for step in todo:
+        _forward(target, step, pending.op)
     _finish(target, pending.op, pending.manifest, pending.dirs)
     return pending.op

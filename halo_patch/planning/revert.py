@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from halo_patch import footprint, journal
+from halo_patch import footprint, journal, tutorial
 from halo_patch.errors import AnchorError
 from halo_patch.journal import Action, ChangeSet, FileEdit, Manifest, Op
+from halo_patch.planning import trust
+from halo_patch.planning.layout import module_template
 from halo_patch.planning.plan import Plan, Refusal
 from halo_patch.target import Kind, UltralyticsTarget
 
@@ -29,11 +31,13 @@ def plan_revert(target: UltralyticsTarget, force: bool) -> Plan:
         planner.take_out_nodes(edit)
     for created in footprint.CREATED_FILES:
         for path in created.locate(target):
-            planner.delete_if_ours(path, created.is_ours, by_manifest=True)
-    any_ours = lambda data: any(c.is_ours(data) for c in footprint.CREATED_FILES)  # noqa: E731
+            planner.delete_if_ours(path, created, by_manifest=True)
     for entry in planner.recorded.values():  # named by the manifest outside the table: only when recognisably ours
         if entry.action is Action.CREATED:
-            planner.delete_if_ours(target.root / entry.path, any_ours, by_manifest=False)
+            path = target.root / entry.path
+            created = footprint.created_file_for(target, path)
+            if created is not None:
+                planner.delete_if_ours(path, created, by_manifest=False)
     return planner.result()
 
 
@@ -80,8 +84,14 @@ class _Planner:
             return
         entry = self.trusted.get(rel)
         if entry is not None and entry.action is Action.MODIFIED:  # exactly as apply wrote it: the stored original
-            self._step(path, data, journal.read_blob(target, entry.sha256_before), "restored")
-            return
+            original = journal.read_blob(target, entry.sha256_before)
+            if original is not None and trust.is_our_original(target, path, data, original):
+                self._step(path, data, original, "restored")
+                return
+            self.notes.append(
+                f"ignored the stored original of {rel} in {target.state_dir}: not the file halo-patch computes from "
+                "this tree (a state dir from elsewhere?); only what is recognisably ours is taken out"
+            )
         try:
             stripped, removal = footprint.strip_ours(edit, data, _label(target, path), self.force)
         except AnchorError as exc:  # it may still import the files revert deletes: take nothing out
@@ -101,9 +111,10 @@ class _Planner:
         else:
             self._step(path, data, stripped, "our lines removed")
 
-    def delete_if_ours(self, path: Path, is_ours, by_manifest: bool) -> None:
-        """A file apply creates: deleted while its bytes are ours; an edited one (the manifest says
-        apply created it) is refused, or deleted with --force; anything else is kept."""
+    def delete_if_ours(self, path: Path, created: footprint.CreatedFile, by_manifest: bool) -> None:
+        """A file apply creates: deleted while its bytes are ours (or, for a file the manifest records
+        exactly as written, what the previous release wrote); an edited one (the manifest says apply
+        created it) is refused, or deleted with --force; anything else is kept."""
         rel = self.target.relative(path)
         if rel in self.seen or not os.path.lexists(path):
             return
@@ -111,9 +122,13 @@ class _Planner:
         if path.is_symlink() or not path.is_file():
             self.notes.append(f"kept {rel}: not a regular file, so not one halo-patch wrote")
             return
+        if not footprint.is_inside(self.target, path):
+            self.notes.append(f"kept {rel}: a directory on its way is a symlink out of the package tree")
+            return
         data = path.read_bytes()
         entry = self.recorded.get(rel) if by_manifest else None
-        if is_ours(data):
+        earlier = rel in self.trusted and created.was_ours is not None and created.was_ours(path, data)
+        if created.is_ours(path, data) or earlier:
             self._step(path, data, None, "deleted")
         elif entry is not None and entry.action is Action.CREATED:
             if self.force:
@@ -136,7 +151,8 @@ class _Planner:
             names = "; ".join(f"{r.rel}: {r.why}" for r in self.refused)
             refusal = f"{names} (diff above: what --force would take out); nothing changed; re-run with --force to remove our changes anyway"
         changes = ChangeSet(target, Op.REVERT, tuple(self.steps), None, tuple(dict.fromkeys(dirs)))
-        return Plan(changes, tuple(self.refused), refusal, tuple(notes))
+        findings = () if self.steps else tutorial.find_tutorial_install(target, module_template()).findings
+        return Plan(changes, tuple(self.refused), refusal, tuple(notes), findings)
 
 
 def _state_mismatches(target: UltralyticsTarget, manifest: Manifest) -> list[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from halo_patch import model_yaml, ownership, transforms, tutorial
 from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
+from halo_patch.marker import marked_source
 from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.modules import ModuleSpec
 from halo_patch.planning.layout import PACKAGE_INIT, Layout, class_package, module_path, module_template, read_file, where, with_newline
@@ -75,7 +76,7 @@ def _has_our_branch(src: SourceFile, spec: ModuleSpec) -> bool:
 def new_package_init(source: str | None, label: str, user_modules: frozenset[str] = frozenset(), spec: ModuleSpec = MODULE) -> str:
     """Addmodules/__init__.py with our import (created when missing), without imports of the user's module."""
     if source is None:
-        return PACKAGE_INIT + spec.package_import
+        return PACKAGE_INIT + marked_source(spec.package_import)
     src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True)
     return transforms.add_package_import(src, spec).code
 
@@ -90,7 +91,7 @@ def yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, newline: 
     after = with_newline(model.text.encode("utf-8"), newline)  # the tree's line endings
     if before == after:
         return None
-    if before is not None and not ownership.is_sealed(before):
+    if before is not None and not ownership.is_sealed(before, model.path.name):
         raise AnchorError(
             f"{where(target, model.path)}: written by halo-patch but edited since; "
             "expected it as halo-patch wrote it: undo your edits or move the file away, then apply again"

@@ -12,6 +12,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from halo_patch.errors import AnchorError, NotPythonError
+from halo_patch.marker import is_marked, mark, unmark
 from halo_patch.modules import DEFAULT
 
 CLASS_NAME = DEFAULT.class_name  # the default module's names (the transforms take a spec for others)
@@ -106,16 +107,22 @@ def without_statement(src: SourceFile, index: int) -> SourceFile:
     return src.with_module(src.module.with_changes(body=body))
 
 
+def our_statement(src: SourceFile, code: str) -> cst.BaseStatement:
+    """A statement apply adds (`code`), parsed in the file's own layout and marked as ours."""
+    return mark(cst.parse_statement(code, config=src.module.config_for_parsing))
+
+
 def remove_import_of(src: SourceFile, module: str, name: str, label: str, force: bool) -> Removal:
-    """Take out `from <module> import <name>` lines (our node). A line that imports more names or
-    renames it was edited by hand: kept, unless `force`, which then drops only `name` from it."""
-    ours = f"from {module} import {name}" + src.module.default_newline
+    """Take out `from <module> import <name>` lines that carry our mark (our node). A marked line
+    that imports more names or renames it was edited by hand: kept, unless `force`, which then drops
+    only `name` from it. An unmarked line is the user's own, whatever it says: always kept."""
+    ours = canonical(src, our_statement(src, f"from {module} import {name}\n"))
     removed: list[str] = []
     edited: list[str] = []
     index = 0
     while index < len(src.module.body):
         stmt = src.module.body[index]
-        if _import_from_module(stmt) == module and _names_in(stmt, name):
+        if _import_from_module(stmt) == module and _names_in(stmt, name) and is_marked(stmt):
             if canonical(src, stmt) == ours:
                 src = without_statement(src, index)
                 removed.append(label)
@@ -126,7 +133,7 @@ def remove_import_of(src: SourceFile, module: str, name: str, label: str, force:
                 rest = [a for a in node.names if get_full_name_for_node(a.name) != name]
                 if rest:
                     rest[-1] = rest[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                    new = stmt.with_changes(body=[node.with_changes(names=rest)])
+                    new = unmark(stmt.with_changes(body=[node.with_changes(names=rest)]))
                     src = src.with_module(src.module.with_changes(body=_swap(src.module.body, index, new)))
                 else:
                     src = without_statement(src, index)

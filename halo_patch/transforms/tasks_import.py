@@ -19,6 +19,7 @@ from halo_patch.transforms.source import (
     _import_from_module,
     _imports_name,
     import_lines,
+    our_statement,
     remove_import_of,
 )
 
@@ -49,7 +50,7 @@ def add_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec
     anchors = [i for i, stmt in enumerate(body) if _import_from_module(stmt) == MODULES_IMPORT]
     if not anchors:
         raise AnchorError(f"{src.where}: no top-level `from {MODULES_IMPORT} import (...)` to place the import after")
-    new = cst.parse_statement(f"from {module} import {spec.class_name}\n", config=src.module.config_for_parsing)
+    new = our_statement(src, f"from {module} import {spec.class_name}\n")
     body.insert(anchors[0] + 1, new)
     return src.with_module(src.module.with_changes(body=body))
 
