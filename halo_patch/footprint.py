@@ -33,7 +33,7 @@ class Node:
     """One edit of ours in a Python file: its name in status, whether it is there, how it goes."""
 
     name: str
-    present: Callable[[SourceFile, layout.Layout], bool]  # status: applied (else absent)
+    present: Callable[[SourceFile, layout.Layout, UltralyticsTarget], bool]  # status: applied (else absent)
     remove: Callable[..., Removal]  # called as remove(src, force=...): our node out, or found edited
     layouts: tuple[layout.Layout, ...] = tuple(layout.Layout)  # the layouts status shows it for
 
@@ -93,8 +93,9 @@ def _remove_modules_import(src: SourceFile, force: bool = False) -> Removal:
     return transforms.remove_class_import(src, transforms.MODULES_IMPORT, force=force)  # --layout modules
 
 
-def _binds_class(src: SourceFile, chosen: layout.Layout) -> bool:
-    return transforms.binds_class(src, layout.class_package(chosen))
+def _binds_class(src: SourceFile, chosen: layout.Layout, target: UltralyticsTarget) -> bool:
+    """tasks.py binds the class, read statically (a star import counts only while `__all__` lets it)."""
+    return transforms.binds_class(src, layout.class_package(chosen), star_binds=layout.star_binds(target))
 
 
 ADDMODULES, MODULES = (layout.Layout.ADDMODULES,), (layout.Layout.MODULES,)
@@ -102,14 +103,14 @@ register_python_edit(
     PythonEdit(
         "nn/modules/__init__.py",
         lambda t: t.modules_init,
-        (Node("nn/modules export", lambda src, _: transforms.has_modules_export(src), transforms.remove_modules_export, MODULES),),
+        (Node("nn/modules export", lambda src, *_: transforms.has_modules_export(src), transforms.remove_modules_export, MODULES),),
     )
 )
 register_python_edit(
     PythonEdit(
         "Addmodules/__init__.py",
         lambda t: t.addmodules_init,
-        (Node("Addmodules import", lambda src, _: transforms.has_package_import(src), transforms.remove_package_import, ADDMODULES),),
+        (Node("Addmodules import", lambda src, *_: transforms.has_package_import(src), transforms.remove_package_import, ADDMODULES),),
         stub=layout.PACKAGE_INIT.encode(),
     )
 )
@@ -120,7 +121,7 @@ register_python_edit(
         (
             Node("tasks.py import", _binds_class, transforms.remove_class_import, ADDMODULES),
             Node("tasks.py import", _binds_class, _remove_modules_import, MODULES),
-            Node("parse_model branch", lambda src, _: transforms.has_branch(src), transforms.remove_branch),
+            Node("parse_model branch", lambda src, *_: transforms.has_branch(src), transforms.remove_branch),
         ),
     )
 )

@@ -139,7 +139,7 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         nodes = [n for n in edit.nodes if layout in n.layouts]
         src = (tasks if path == target.tasks_py else _parse(target, path)) if nodes else None
         for node in nodes:
-            present = lambda s, node=node: node.present(s, layout)  # noqa: E731
+            present = lambda s, node=node: node.present(s, layout, target)  # noqa: E731
             rows.append(_python_change(target, node.name, path, src, present, node.remove, unchanged))
     rows += _model_yaml_changes(target, manifest)
     if pending is not None:

@@ -127,7 +127,7 @@ def test_a_bom_in_an_existing_addmodules_init_and_modules_init_is_kept(tree: Pat
     init.write_bytes(own)
     pristine = tree_hashes(tree)
     assert cli("apply", "--target", str(tree)).code == 0
-    assert init.read_bytes() == own + b"from .halo_attention import HaloAttention\n"
+    assert init.read_bytes() == own + b"from .halo_attention import HaloAttention  # halo-patch\n"
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
     modules_init = tree / "ultralytics/nn/modules/__init__.py"
@@ -136,7 +136,7 @@ def test_a_bom_in_an_existing_addmodules_init_and_modules_init_is_kept(tree: Pat
     assert cli("apply", "--layout", "modules", "--target", str(tree)).code == 0
     patched = modules_init.read_bytes()
     assert patched.startswith(b"\xef\xbb\xbf") and not patched.startswith(b"\xef\xbb\xbf" * 2)
-    assert b"from .halo_attention import HaloAttention\n" in patched
+    assert b"from .halo_attention import HaloAttention  # halo-patch\n" in patched
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
 

@@ -85,9 +85,11 @@ def _write_json(target: UltralyticsTarget, name: str, data: dict) -> None:
 def commit(changes: ChangeSet) -> None:
     """Run a change set as one transaction (the caller holds the lock): every edit or none."""
     target, op, steps, manifest, dirs, keep = changes.target, changes.op, changes.edits, changes.manifest, changes.dirs, changes.keep
-    for s in steps:  # refuse a symlink out of the tree before anything is written
+    for s in steps:  # refuse a symlink out of the tree (the file's, or a dir's on its way) before anything is written
         if s.after is not None:
             real_file(s.path, target.package_dir)
+        else:
+            files.confine_dirs(s.path, target.package_dir)
     started = 0  # steps begun: the last one may be half way (its file is then old or new, never torn)
     try:
         _prepare(target, op, steps, manifest, dirs, keep)
@@ -142,6 +144,7 @@ def _forward(target: UltralyticsTarget, s: FileEdit, op: Op) -> None:
 def _put(target: UltralyticsTarget, path: Path, data: bytes | None, mode: int | None) -> None:
     """The file at `path` made `data` (None: deleted, with its bytecode)."""
     if data is None:
+        files.confine_dirs(path, target.package_dir)
         delete_module_file(path)
         return
     mkdirs(path.parent, target.root)

@@ -10,7 +10,7 @@ from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
 from halo_patch.marker import marked_source
 from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.modules import ModuleSpec
-from halo_patch.planning.layout import PACKAGE_INIT, Layout, class_package, module_path, module_template, read_file, where, with_newline
+from halo_patch.planning.layout import PACKAGE_INIT, Layout, class_package, star_binds, module_path, module_template, read_file, where, with_newline
 from halo_patch.planning.options import ApplyOptions
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
@@ -57,7 +57,8 @@ def new_tasks_source(
     src = parsed if parsed is not None else SourceFile.parse(source, where(target, target.tasks_py))
     package = class_package(layout)
     pristine = not transforms.has_class_import(src, package, spec) and not _has_our_branch(src, spec)
-    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package), package, spec), spec)
+    star = star_binds(target, spec)
+    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package), package, spec, star), spec)
     if edited is src:  # nothing to change: skip codegen, the slowest step
         return source, pristine
     result = edited.code

@@ -224,6 +224,30 @@ def _all_index(src: SourceFile) -> int | None:
     return None
 
 
+def _changes_all(stmt: cst.CSTNode) -> bool:
+    """A top-level statement that binds or changes `__all__` (assignment of any kind, `__all__.extend(...)`)."""
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return False
+    for small in stmt.body:
+        if isinstance(small, cst.Assign) and any(_is_name(t.target, "__all__") for t in small.targets):
+            return True
+        if isinstance(small, (cst.AugAssign, cst.AnnAssign)) and _is_name(small.target, "__all__"):
+            return True
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and isinstance(small.value.func, cst.Attribute):
+            if _is_name(small.value.func.value, "__all__"):
+                return True
+    return False
+
+
+def star_exports(src: SourceFile, name: str) -> bool:
+    """Whether `from <this package> import *` binds `name` (imported in it), read statically: no
+    `__all__`, or one literal `__all__` list/tuple that names it. Any other `__all__` counts as not."""
+    changes = [stmt for stmt in src.module.body if _changes_all(stmt)]
+    if not changes:
+        return True
+    return len(changes) == 1 and _all_index(src) is not None and name in all_names(src)
+
+
 def all_names(src: SourceFile) -> list[str]:
     index = _all_index(src)
     if index is None:

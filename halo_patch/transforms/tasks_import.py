@@ -31,20 +31,22 @@ def has_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec
     return any(_imports_name(stmt, module, spec.class_name) for stmt in src.module.body)
 
 
-def binds_class(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT) -> bool:
-    """True when a top-level import binds the class from `module`: by name, or (Addmodules) by `*`."""
+def binds_class(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT, star_binds: bool = True) -> bool:
+    """True when a top-level import binds the class from `module`: by name, or (Addmodules) by `*`
+    while the package's `__all__` lets the star bring it (`star_binds`, see source.star_exports)."""
     return any(
-        l.module == module and (spec.class_name in l.names if l.names is not None else module == ADDMODULES)
+        l.module == module and (spec.class_name in l.names if l.names is not None else module == ADDMODULES and star_binds)
         for l in import_lines(src, TASKS_PACKAGE)
     )
 
 
-def add_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT) -> SourceFile:
-    """tasks.py with `from <module> import HaloAttention` right after the modules import, unless an import binds it.
+def add_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT, star_binds: bool = True) -> SourceFile:
+    """tasks.py with `from <module> import HaloAttention` right after the modules import, unless an import binds it
+    (a star import of Addmodules binds it only while `star_binds`: its `__all__` names the class or is absent).
 
     Never at the top: since 8.4.110 tasks.py starts with `from __future__ import annotations`.
     """
-    if binds_class(src, module, spec):
+    if binds_class(src, module, spec, star_binds):
         return src
     body = list(src.module.body)
     anchors = [i for i, stmt in enumerate(body) if _import_from_module(stmt) == MODULES_IMPORT]
