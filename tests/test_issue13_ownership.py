@@ -239,8 +239,10 @@ def test_a_directory_named_like_a_blob_does_not_wedge_the_tree(tree: Path) -> No
     pristine = tree_hashes(package)
     assert cli("apply", "--target", str(tree)).code == 0
     blobs = tree / STATE / "blobs"
-    for path in (package / "nn/tasks.py", package / "nn/Addmodules/__init__.py"):
-        (blobs / _sha(path.read_bytes())).mkdir()
+    for path in (package / "nn/tasks.py", package / "nn/Addmodules/__init__.py"):  # a stored copy turned into a dir
+        blob = blobs / _sha(path.read_bytes())
+        blob.unlink(missing_ok=True)
+        blob.mkdir()
     (blobs / ("e" * 64)).mkdir()
     (blobs / ("e" * 64) / "keep.txt").write_text("not a blob\n")
     result = cli("revert", "--target", str(tree))

@@ -120,6 +120,16 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
     _fsync_dir(path.parent)
 
 
+def set_aside(path: Path) -> Path:
+    """Rename `path` (something in the state dir halo-patch did not write) to a free `<name>.not-halo-patch[N]`."""
+    n = 0
+    while os.path.lexists(aside := path.with_name(f"{path.name}.not-halo-patch{n or ''}")):
+        n += 1
+    checkpoint("replace", aside)
+    os.rename(path, aside)
+    return aside
+
+
 def mkdirs(path: Path, stop: Path) -> None:
     """Create `path` and missing parents below `stop`, each owned like the dir that holds it."""
     missing = []

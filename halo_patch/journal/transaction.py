@@ -74,6 +74,8 @@ class ChangeSet:
 def _store_blob(target: UltralyticsTarget, data: bytes, mode: int | None) -> None:
     path = target.state_dir / BLOBS / sha256(data)
     if read_blob(target, sha256(data)) is None:
+        if path.is_dir() and not path.is_symlink():  # not one halo-patch wrote: set aside whole, never deleted
+            files.set_aside(path)
         unlink(path)
         atomic_write(path, data, mode=mode if mode is not None else 0o644)
 
@@ -172,7 +174,7 @@ def _gc_blobs(target: UltralyticsTarget, manifest: Manifest | None) -> None:
     blobs = target.state_dir / BLOBS
     if blobs.is_dir() and not blobs.is_symlink():
         for child in sorted(blobs.iterdir()):
-            if SHA.fullmatch(child.name) and child.name not in keep:
+            if SHA.fullmatch(child.name) and child.name not in keep and (child.is_symlink() or not child.is_dir()):
                 unlink(child)
 
 

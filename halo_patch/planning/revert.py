@@ -92,6 +92,9 @@ class _Planner:
                 f"ignored the stored original of {rel} in {target.state_dir}: not the file halo-patch computes from "
                 "this tree (a state dir from elsewhere?); only what is recognisably ours is taken out"
             )
+        if entry is not None and entry.action is Action.CREATED and trust.is_earlier_created(target, path, data):
+            self._step(path, data, None, "deleted")  # apply created it exactly so (the previous release: no marks)
+            return
         try:
             stripped, removal = footprint.strip_ours(edit, data, _label(target, path), self.force)
         except AnchorError as exc:  # it may still import the files revert deletes: take nothing out

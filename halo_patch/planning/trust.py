@@ -74,6 +74,17 @@ def is_our_original(target: UltralyticsTarget, path: Path, current: bytes, origi
         return False
 
 
+def is_earlier_created(target: UltralyticsTarget, path: Path, data: bytes) -> bool:
+    """True when `data` is the Python file apply creates at `path` as the previous release wrote it (no marks)."""
+    if path != target.addmodules_init:
+        return False
+    try:
+        created = new_package_init(None, where(target, path)).encode("utf-8")
+        return footprint.as_lf(data) == _without_marks(created, str(path))
+    except HaloPatchError:
+        return False
+
+
 def is_our_step(target: UltralyticsTarget, op: Op, path: Path, current: bytes | None, after: bytes | None) -> bool:
     """True when bringing `path` from `current` to `after` (None: absent) is a step apply or revert makes."""
     if current == after:
