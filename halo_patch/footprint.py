@@ -133,7 +133,7 @@ register_created_file(
     )
 )
 register_created_file(
-    CreatedFile("model yaml", model_yamls, lambda p, b: ownership.is_sealed_as(b, p.name), lambda p, b: ownership.is_sealed(b, p.name))
+    CreatedFile("model yaml", model_yamls, lambda p, b: ownership.is_sealed_as(b, p), lambda p, b: ownership.is_sealed(b, p))
 )
 register_owned_dir(lambda t: t.addmodules_dir)
 register_owned_dir(lambda t: t.custom_models_dir)

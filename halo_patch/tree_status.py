@@ -168,7 +168,7 @@ def _model_yaml_changes(target: UltralyticsTarget, manifest: journal.Manifest | 
     records, and each sealed one on disk (found without the state dir). A recorded yaml that lost
     its seal was edited; one that is gone is absent. Nothing written yet: the default base's row."""
     recorded = {e.path for e in manifest.files if e.action is Action.CREATED and e.path.endswith(".yaml")} if manifest else set()
-    sealed = {target.relative(p) for p in footprint.model_yamls(target) if ownership.is_sealed_as(footprint.read_regular(p) or b"", p.name)}
+    sealed = {target.relative(p) for p in footprint.model_yamls(target) if ownership.is_sealed_as(footprint.read_regular(p) or b"", p)}
     rows = []
     for rel in sorted(recorded | sealed):
         path = target.root / rel

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from halo_patch import footprint, journal, tutorial
+from halo_patch import footprint, journal, transforms, tutorial
 from halo_patch.errors import AnchorError
 from halo_patch.journal import Action, ChangeSet, FileEdit, Manifest, Op
 from halo_patch.planning import trust
 from halo_patch.planning.layout import module_template
 from halo_patch.planning.plan import Plan, Refusal
 from halo_patch.target import Kind, UltralyticsTarget
+from halo_patch.transforms import SourceFile
+from halo_patch.transforms.source import decode_source
 
 
 def _label(target: UltralyticsTarget, path: Path) -> str:
@@ -128,6 +130,9 @@ class _Planner:
         if not footprint.is_inside(self.target, path):
             self.notes.append(f"kept {rel}: a directory on its way is a symlink out of the package tree")
             return
+        if self._still_imported(path):
+            self.notes.append(f"kept {rel}: {self.target.relative(path.parent / '__init__.py')} still imports it, by a line without halo-patch's mark")
+            return
         data = path.read_bytes()
         entry = self.recorded.get(rel) if by_manifest else None
         earlier = rel in self.trusted and created.was_ours is not None and created.was_ours(path, data)
@@ -140,6 +145,23 @@ class _Planner:
                 self.refused.append(Refusal(rel, data, None, "changed since apply created it"))
         else:
             self.notes.append(f"kept {rel}: not as halo-patch writes it")
+
+    def _still_imported(self, path: Path) -> bool:
+        """Whether the package beside a module file still imports it once this revert's edits are made
+        (a line that is not ours): deleting the file would break `import ultralytics`."""
+        if path.suffix != ".py":
+            return False
+        init = path.parent / "__init__.py"
+        rel = self.target.relative(init)
+        step = next((s for s in self.steps if s.rel == rel), None)
+        planned = step.after if step is not None else footprint.read_regular(init)
+        if planned is None:
+            return False
+        try:
+            text = decode_source(planned, rel)[0]
+            return transforms.has_package_import(SourceFile.parse(text, rel))
+        except AnchorError:
+            return False
 
     def result(self) -> Plan:
         target = self.target

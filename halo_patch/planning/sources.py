@@ -92,7 +92,7 @@ def yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, newline: 
     after = with_newline(model.text.encode("utf-8"), newline)  # the tree's line endings
     if before == after:
         return None
-    if before is not None and not ownership.is_sealed(before, model.path.name):
+    if before is not None and not ownership.is_sealed(before, model.path):
         raise AnchorError(
             f"{where(target, model.path)}: written by halo-patch but edited since; "
             "expected it as halo-patch wrote it: undo your edits or move the file away, then apply again"

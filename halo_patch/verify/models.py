@@ -57,7 +57,7 @@ def written_yamls(target: UltralyticsTarget) -> list[Path]:
     found = [
         p
         for p in models_dir(target).rglob("*.yaml")
-        if p.is_file() and any(p.name.endswith(f"{s}.yaml") for s in SUFFIXES) and ownership.is_sealed_as(p.read_bytes(), p.name)
+        if p.is_file() and any(p.name.endswith(f"{s}.yaml") for s in SUFFIXES) and ownership.is_sealed_as(p.read_bytes(), p)
     ]
     return sorted(found, key=lambda p: (not is_default(target, p), p.relative_to(models_dir(target)).as_posix()))
 
