@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from halo_patch import ownership, transforms
 from halo_patch.planning import layout
@@ -79,14 +79,25 @@ def register_owned_dir(locate: Callable[[UltralyticsTarget], Path]) -> None:
     OWNED_DIRS.append(locate)
 
 
+def _yaml_patterns() -> list[str]:
+    return [f"*/*{suffix}.yaml" for spec in SPECS for suffix in (spec.yaml_suffix, spec.adopt_suffix)]
+
+
 def model_yamls(target: UltralyticsTarget) -> list[Path]:
     """Files named like a yaml apply writes (`<stem>-HaloAttention.yaml`, or after --adopt
     `<stem>-HaloAttention-halo-patch.yaml`) in cfg/models/<dir>/; ours only while sealed."""
     models = target.models_dir
     if not models.is_dir():
         return []
-    names = [f"*/*{suffix}.yaml" for spec in SPECS for suffix in (spec.yaml_suffix, spec.adopt_suffix)]
-    return sorted({p for pattern in names for p in models.glob(pattern)})
+    return sorted({p for pattern in _yaml_patterns() for p in models.glob(pattern)})
+
+
+def is_model_yaml_path(target: UltralyticsTarget, path: Path) -> bool:
+    """Whether `path` (existing or not) is named like a yaml apply writes, in cfg/models/<dir>/."""
+    if path.parent.parent != target.models_dir:
+        return False
+    rel = PurePosixPath(path.parent.name, path.name)
+    return any(rel.match(pattern) for pattern in _yaml_patterns())
 
 
 def _remove_modules_import(src: SourceFile, force: bool = False) -> Removal:
@@ -171,7 +182,11 @@ def python_edit_for(target: UltralyticsTarget, path: Path) -> PythonEdit | None:
 
 
 def created_file_for(target: UltralyticsTarget, path: Path) -> CreatedFile | None:
-    return next((c for c in CREATED_FILES if path in list(c.locate(target))), None)
+    """The kind of file apply creates at `path` (which need not exist yet), or None."""
+    found = next((c for c in CREATED_FILES if path in list(c.locate(target))), None)
+    if found is None and is_model_yaml_path(target, path):
+        found = next((c for c in CREATED_FILES if c.locate is model_yamls), None)
+    return found
 
 
 def owned_dirs(target: UltralyticsTarget) -> list[Path]:

@@ -268,6 +268,7 @@ def recover(target: UltralyticsTarget, check: Callable[[Op, Path, bytes | None, 
     pending = load_pending(target)
     if pending is None:
         return None
+    files.sweep_tmp(target.root / Path(s.path).parent for s in pending.steps)
     todo = []
     for raw in pending.steps:
         path = target.root / raw.path
@@ -286,7 +287,6 @@ def recover(target: UltralyticsTarget, check: Callable[[Op, Path, bytes | None, 
         if check is not None and not check(pending.op, path, before, after):
             raise ForeignJournal(f"{raw.path}: its step is not one halo-patch {pending.op} makes from this tree")
         todo.append(FileEdit(path, raw.path, before, after, raw.mode))
-    files.sweep_tmp(target.root / Path(s.path).parent for s in pending.steps)
     for step in todo:
         _forward(target, step, pending.op)
     _finish(target, pending.op, pending.manifest, pending.dirs)
