@@ -107,7 +107,7 @@ def test_bom_and_crlf_are_kept_and_new_files_follow_crlf(tree: Path) -> None:
     assert cli("apply", "--target", str(tree)).code == 0
     applied = tree_hashes(tree)
     patched = tasks.read_bytes()
-    assert patched.startswith(b"\xef\xbb\xbf") and b"elif m is HaloAttention:\r\n" in patched
+    assert patched.startswith(b"\xef\xbb\xbf") and b"elif m is HaloAttention:  # halo-patch\r\n" in patched
     assert patched.count(b"\n") == patched.count(b"\r\n")
     for created in ("nn/Addmodules/halo_attention.py", "nn/Addmodules/__init__.py", "cfg/models/11/yolo11-HaloAttention.yaml"):
         data = (tree / "ultralytics" / created).read_bytes()
