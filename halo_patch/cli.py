@@ -252,6 +252,65 @@ def verify(
     _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet, base)
 
 
+@app.command()
+def compare(
+    data: Annotated[Path, typer.Option("--data", help="The dataset yaml every run trains and validates on.", show_default=False)],
+    target: TargetOption = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", help="The base model yaml. Default: the base of the first HaloAttention yaml apply wrote, scale n (yolo11n.yaml).", show_default=False),
+    ] = None,
+    variant: Annotated[
+        Optional[list[str]],
+        typer.Option("--variant", help="A model yaml to compare with the base (repeatable). Default: every HaloAttention yaml apply wrote for that task, scale n.", show_default=False),
+    ] = None,
+    weights: Annotated[
+        Optional[Path],
+        typer.Option("--weights", help="Start the base from this .pt and each variant from it carried by `halo-patch weights`.", show_default=False),
+    ] = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds 0..N-1, each trained for every model (paired).")] = 3,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs of every run (no early stopping).")] = 100,
+    imgsz: Annotated[int, typer.Option("--imgsz", help="Train and validation image size, a multiple of 32.")] = 640,
+    batch: Annotated[int, typer.Option("--batch", help="Batch size of every run (explicit: auto batch would differ).")] = 16,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, 0, 0,1 (Ultralytics multi-GPU), mps. Default: Ultralytics' choice.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output dir. Default: runs/compare/<data stem>.", show_default=False)] = None,
+    sets: Annotated[
+        Optional[list[str]], typer.Option("--set", help="KEY=VALUE: any other train argument, the same for every run (repeatable).", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (progress goes to stderr).")] = False,
+) -> None:
+    """Train the base and its HaloAttention variants over paired seeds, fairly; report the difference with its interval."""
+    from halo_patch.commands import compare as cmd
+
+    _run(cmd.run, target, data, model, variant, weights, seeds, epochs, imgsz, batch, device, out, sets, as_json)
+
+
+@app.command()
+def weights(
+    src: Annotated[Path, typer.Argument(metavar="SRC", help="An Ultralytics checkpoint: yolo11n.pt, or your own best.pt / last.pt.", show_default=False)],
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Where to write the new checkpoint. Default: <stem of SRC>-HaloAttention.pt here.", show_default=False),
+    ] = None,
+    yaml_spec: Annotated[
+        Optional[str],
+        typer.Option(
+            "--yaml",
+            help="The HaloAttention yaml to build, as YOLO takes it (yolo11s-seg-HaloAttention.yaml) or a path. "
+            "Default: the one apply wrote for SRC's model, at SRC's scale.",
+            show_default=False,
+        ),
+    ] = None,
+    target: TargetOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT when it exists.")] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write a machine-readable report to this file.")] = None,
+) -> None:
+    """Carry a checkpoint's tensors into the HaloAttention model: every layer to the index it moved to, names kept."""
+    from halo_patch.commands import weights as cmd
+
+    _run(cmd.run, src, out, yaml_spec, target, force, json_path)
+
+
 def main() -> None:
     import os
     import sys
