@@ -286,14 +286,19 @@ def test_a_symlinked_directory_out_of_the_tree_is_refused_before_any_write(tree:
     moved = tmp_path / "victim2"
     shutil.move(package / "nn/Addmodules", moved)
     os.symlink(moved, package / "nn/Addmodules")
-    outside = tree_hashes(moved)
+    outside, first_victim = tree_hashes(moved), tree_hashes(victim)
     for aside in (False, True):
         if aside:
             shutil.move(tree / STATE, tmp_path / "state-aside")
         result = cli("revert", "--target", str(tree))
         _no_traceback(result)
-        assert tree_hashes(moved) == outside, aside
-        assert tree_hashes(victim) == tree_hashes(victim)
+        if aside:  # by recognition: what lies behind the link is named and kept
+            assert result.code == 0, result.err
+            assert "note: kept ultralytics/nn/Addmodules/halo_attention.py: a directory on its way is a symlink out of the package tree" in result.out
+        else:  # the manifest names files behind the link: refused, one line, nothing changed
+            assert result.code == 2 and "goes through a symlink out of the package tree" in result.err, result.err
+        assert tree_hashes(moved) == outside and tree_hashes(victim) == first_victim, aside
+        assert (moved / "halo_attention.py").is_file() and (package / "nn/Addmodules").is_symlink()
 
 
 # ---------------------------------------------------------------- 3. __all__ and a star import

@@ -7,8 +7,6 @@ is added (tutorial installs have one).
 
 from __future__ import annotations
 
-import libcst as cst
-
 from halo_patch.errors import AnchorError
 from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.transforms.source import (
