@@ -10,11 +10,31 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from halo_patch import __version__
 from halo_patch.modules import DEFAULT as MODULE
 
+def _flags_without_type(params: list) -> list:
+    """Flags show no `<bool>` type placeholder in --help (Typer 0.29 prints one for each)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        return _flags_without_type(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="halo-patch",
     help=f"Add the {MODULE.class_name} layer to an Ultralytics YOLO11 code base, exactly and reversibly.",
     rich_markup_mode="rich",
@@ -35,9 +55,22 @@ TargetOption = Annotated[
     ),
 ]
 
+JsonOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--json",
+        help="Also write a machine-readable report to this file; `-`: print only the report, to stdout (any progress: stderr).",
+        show_default=False,
+    ),
+]
+
+
+def _json_quiet(json_path: Optional[Path]) -> bool:
+    return json_path is not None and str(json_path) == "-"
+
 
 EXIT_CRASH = 3  # an unexpected error: one line on stderr naming the saved traceback file
-EXIT_INTERRUPTED = 130  # Ctrl-C: the run was rolled back (or the state dir names the interruption)
+EXIT_INTERRUPTED = 130  # Ctrl-C: the message says what is true (nothing changed, rolled back, or made)
 
 
 class _PipeSafeStream:
@@ -54,13 +87,17 @@ class _PipeSafeStream:
                 self._stream.write(text)
             except BrokenPipeError:
                 self._gone()
+            except UnicodeEncodeError:  # PYTHONIOENCODING=ascii: print what the stream can, never fail
+                self.write(text.encode(self.encoding, errors="replace").decode(self.encoding, errors="replace"))
+            except (OSError, ValueError):  # stdout unwritable (EIO, closed): the work is done, printing is not
+                self._gone()
         return len(text)
 
     def flush(self) -> None:
         if not self._closed:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
+            except (OSError, ValueError):
                 self._gone()
 
     def _gone(self) -> None:
@@ -74,14 +111,17 @@ class _PipeSafeStream:
             pass
 
     def isatty(self) -> bool:
-        return not self._closed and self._stream.isatty()
+        try:
+            return not self._closed and self._stream.isatty()
+        except (OSError, ValueError):  # a closed stream
+            return False
 
     def fileno(self) -> int:
         return self._stream.fileno()
 
     @property
     def encoding(self) -> str:
-        return getattr(self._stream, "encoding", "utf-8")
+        return getattr(self._stream, "encoding", None) or "utf-8"
 
 
 def _console(stderr: bool = False):
@@ -89,9 +129,9 @@ def _console(stderr: bool = False):
 
     from rich.console import Console
 
-    if stderr:
-        return Console(stderr=True, highlight=False)
-    return Console(file=_PipeSafeStream(sys.stdout), highlight=False)
+    stream = _PipeSafeStream(sys.stderr if stderr else sys.stdout)
+    # Piped output is plain and never wrapped: a long path stays one line, as a script reads it.
+    return Console(file=stream, highlight=False, soft_wrap=not stream.isatty())
 
 
 def _save_traceback() -> str:
@@ -113,6 +153,9 @@ def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
 
     from halo_patch.errors import HaloPatchError
 
+    from halo_patch import interrupts
+
+    interrupts.reset()
     console = _console()
     if quiet:
         console.quiet = True
@@ -122,7 +165,7 @@ def _run(func: Callable[..., int], *args: object, quiet: bool = False) -> None:
         _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        _console(stderr=True).print("[red]error:[/] interrupted (Ctrl-C); the run was rolled back", soft_wrap=True)
+        _console(stderr=True).print(f"[red]error:[/] {escape(interrupts.message())}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # noqa: BLE001 - the boundary: a crash is reported, never shown as exit 1
         path = _save_traceback()
@@ -152,7 +195,7 @@ def main_options(
     """
 
 
-@app.command()
+@app.command(cls=_Command)
 def apply(
     target: TargetOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", "--diff", help="Print a unified diff; write nothing.")] = False,
@@ -161,9 +204,17 @@ def apply(
         str, typer.Option("--base", help="Base model yaml: a name from the target's cfg/models/ (see `halo-patch bases`) or a path.")
     ] = "yolo11",
     after: Annotated[
-        Optional[list[int]], typer.Option("--after", help=f"Insert {MODULE.class_name} after this layer (repeatable). Default: before SPPF.")
+        Optional[list[int]],
+        typer.Option(
+            "--after",
+            help=f"Insert {MODULE.class_name} after this layer (repeatable). Default: the base's `default --after` in "
+            "`halo-patch bases` (before its spatial pyramid pooling layer, e.g. SPPF; else the last backbone layer).",
+        ),
     ] = None,
-    args: Annotated[str, typer.Option("--args", help=f"{MODULE.class_name} arguments: block,halo[,dim_head,heads].")] = "2,1",
+    args: Annotated[
+        Optional[str],
+        typer.Option("--args", help=f"The layer's yaml arguments; {MODULE.class_name}: block,halo[,dim_head,heads] (default 2,1).", show_default=False),
+    ] = None,
     layout: Annotated[
         Optional[str],
         typer.Option(
@@ -174,25 +225,46 @@ def apply(
         ),
     ] = None,
     adopt: Annotated[bool, typer.Option("--adopt", help=f"Take over a hand-made (tutorial) {MODULE.class_name} install.")] = False,
+    module: Annotated[
+        Optional[Path], typer.Option("--module", help=f"A tutorial's module file to install instead of {MODULE.class_name}.", show_default=False)
+    ] = None,
+    class_name: Annotated[
+        Optional[str], typer.Option("--class", help="With --module: the class to build (default: its only nn.Module class).", show_default=False)
+    ] = None,
+    channels: Annotated[
+        Optional[str],
+        typer.Option("--channels", help="With --module: same | out | none (default: read from the constructor).", show_default=False),
+    ] = None,
+    replace: Annotated[
+        Optional[int], typer.Option("--replace", help="Put the layer in place of layer N (keeps its `from` and every edge).", show_default=False)
+    ] = None,
+    json_path: JsonOption = None,
 ) -> None:
-    """Add HaloAttention: module file, tasks.py import + parse_model branch, a model yaml with the layer."""
+    """Add HaloAttention (or a tutorial's module, --module): module file, tasks.py import + parse_model branch, a model yaml with the layer."""
     from halo_patch.commands import apply as cmd
 
     def run(console) -> int:  # the flags are checked inside the error boundary: a bad --args is one line, exit 2
-        return cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt), console)
+        from halo_patch.errors import HaloPatchError
 
-    _run(run)
+        if module is None and (class_name is not None or channels is not None):
+            raise HaloPatchError("--class/--channels: expected together with --module FILE.py")
+        spec = MODULE if module is None else cmd.user_module(target, module, class_name, channels, layout, console)
+        return cmd.run(target, dry_run, check, cmd.options_from_cli(base, after, args, layout, adopt, spec, replace), console, json_path)
+
+    _run(run, quiet=_json_quiet(json_path))
 
 
-@app.command()
-def bases(target: TargetOption = None) -> None:
+@app.command(cls=_Command)
+def bases(target: TargetOption = None, json_path: JsonOption = None) -> None:
     """List the base model yamls the target offers for `apply --base`."""
+    from functools import partial
+
     from halo_patch.commands import bases as cmd
 
-    _run(cmd.run, target)
+    _run(partial(cmd.run, json_path=json_path), target, quiet=_json_quiet(json_path))
 
 
-@app.command()
+@app.command(cls=_Command)
 def revert(
     target: TargetOption = None,
     force: Annotated[
@@ -203,22 +275,28 @@ def revert(
             "Never writes an old release's tasks.py over a newer one.",
         ),
     ] = False,
+    module: Annotated[
+        Optional[str], typer.Option("--module", help="Take out only this module (its class name); the others stay byte for byte.", show_default=False)
+    ] = None,
+    json_path: JsonOption = None,
 ) -> None:
-    """Take HaloAttention out again: our nodes out of tasks.py (your own edits stay), our files deleted."""
+    """Take HaloAttention (and every --module) out again: our nodes out of tasks.py (your own edits stay), our files deleted."""
     from halo_patch.commands import revert as cmd
 
-    _run(cmd.run, target, force)
+    _run(lambda console: cmd.run(target, force, console, module, json_path), quiet=_json_quiet(json_path))
 
 
-@app.command()
-def status(target: TargetOption = None) -> None:
+@app.command(cls=_Command)
+def status(target: TargetOption = None, json_path: JsonOption = None) -> None:
     """Show each change (applied / absent / drifted). Exit 0 when fully applied, 1 otherwise."""
+    from functools import partial
+
     from halo_patch.commands import status as cmd
 
-    _run(cmd.run, target)
+    _run(partial(cmd.run, json_path=json_path), target, quiet=_json_quiet(json_path))
 
 
-@app.command()
+@app.command(cls=_Command)
 def verify(
     target: TargetOption = None,
     base: Annotated[
@@ -245,14 +323,17 @@ def verify(
     ] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write a machine-readable report to this file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+    module: Annotated[
+        Optional[str], typer.Option("--module", help="Check the yamls of this module (`apply --module`), by class name.", show_default=False)
+    ] = None,
 ) -> None:
     """Prove, in the target's own Python, that the patched Ultralytics builds, runs and trains. Exit 0 passed, 1 failed."""
     from halo_patch.commands import verify as cmd
 
-    _run(cmd.run, target, scale, device, imgsz, train, export, json_path, quiet, base)
+    _run(lambda console: cmd.run(target, scale, device, imgsz, train, export, json_path, quiet, base, console, module))
 
 
-@app.command()
+@app.command(cls=_Command)
 def compare(
     data: Annotated[Path, typer.Option("--data", help="The dataset yaml every run trains and validates on.", show_default=False)],
     target: TargetOption = None,
@@ -277,15 +358,15 @@ def compare(
     sets: Annotated[
         Optional[list[str]], typer.Option("--set", help="KEY=VALUE: any other train argument, the same for every run (repeatable).", show_default=False)
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (progress goes to stderr).")] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Train the base and its HaloAttention variants over paired seeds, fairly; report the difference with its interval."""
     from halo_patch.commands import compare as cmd
 
-    _run(cmd.run, target, data, model, variant, weights, seeds, epochs, imgsz, batch, device, out, sets, as_json)
+    _run(cmd.run, target, data, model, variant, weights, seeds, epochs, imgsz, batch, device, out, sets, json_path)
 
 
-@app.command()
+@app.command(cls=_Command)
 def weights(
     src: Annotated[Path, typer.Argument(metavar="SRC", help="An Ultralytics checkpoint: yolo11n.pt, or your own best.pt / last.pt.", show_default=False)],
     out: Annotated[
@@ -303,7 +384,7 @@ def weights(
     ] = None,
     target: TargetOption = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT when it exists.")] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write a machine-readable report to this file.")] = None,
+    json_path: JsonOption = None,
 ) -> None:
     """Carry a checkpoint's tensors into the HaloAttention model: every layer to the index it moved to, names kept."""
     from halo_patch.commands import weights as cmd

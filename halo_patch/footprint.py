@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from halo_patch import ownership, transforms
 from halo_patch.planning import layout
 from halo_patch.journal.state import Action
-from halo_patch.modules import SPECS
+from halo_patch.modules import SPECS, ModuleSpec
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import Removal, SourceFile
 from halo_patch.transforms.source import decode_source, encode_source
@@ -79,17 +79,18 @@ def register_owned_dir(locate: Callable[[UltralyticsTarget], Path]) -> None:
     OWNED_DIRS.append(locate)
 
 
-def _yaml_patterns() -> list[str]:
-    return [f"*/*{suffix}.yaml" for spec in SPECS for suffix in (spec.yaml_suffix, spec.adopt_suffix)]
+def _yaml_patterns(specs: tuple[ModuleSpec, ...]) -> list[str]:
+    return [f"*/*{suffix}.yaml" for spec in specs for suffix in (spec.yaml_suffix, spec.adopt_suffix)]
 
 
-def model_yamls(target: UltralyticsTarget) -> list[Path]:
+def model_yamls(target: UltralyticsTarget, specs: tuple[ModuleSpec, ...] | None = None) -> list[Path]:
     """Files named like a yaml apply writes (`<stem>-HaloAttention.yaml`, or after --adopt
     `<stem>-HaloAttention-halo-patch.yaml`) in cfg/models/<dir>/; ours only while sealed."""
     models = target.models_dir
     if not models.is_dir():
         return []
-    return sorted({p for pattern in _yaml_patterns() for p in models.glob(pattern)})
+    specs = tree_specs(target) if specs is None else specs
+    return sorted({p for pattern in _yaml_patterns(specs) for p in models.glob(pattern)})
 
 
 def is_model_yaml_path(target: UltralyticsTarget, path: Path) -> bool:
@@ -97,52 +98,73 @@ def is_model_yaml_path(target: UltralyticsTarget, path: Path) -> bool:
     if path.parent.parent != target.models_dir:
         return False
     rel = PurePosixPath(path.parent.name, path.name)
-    return any(rel.match(pattern) for pattern in _yaml_patterns())
+    return any(rel.match(pattern) for pattern in _yaml_patterns(tree_specs(target)))
 
 
-def _remove_modules_import(src: SourceFile, force: bool = False) -> Removal:
-    return transforms.remove_class_import(src, transforms.MODULES_IMPORT, force=force)  # --layout modules
+def uses_module(path: Path, spec: ModuleSpec) -> bool:
+    """A yaml apply wrote that builds `spec`: its name holds `-<Class>` (each apply adds its class to the name)."""
+    return spec.class_name in path.name.removesuffix(".yaml").split("-")[1:]
 
 
-def _binds_class(src: SourceFile, chosen: layout.Layout, target: UltralyticsTarget) -> bool:
-    """tasks.py binds the class, read statically (a star import counts only while `__all__` lets it)."""
-    return transforms.binds_class(src, layout.class_package(chosen), star_binds=layout.star_binds(target))
+def _label(spec: ModuleSpec, name: str) -> str:
+    return name if spec is SPECS[0] else f"{spec.class_name} {name}"
 
 
-ADDMODULES, MODULES = (layout.Layout.ADDMODULES,), (layout.Layout.MODULES,)
-register_python_edit(
-    PythonEdit(
-        "nn/modules/__init__.py",
-        lambda t: t.modules_init,
-        (Node("nn/modules export", lambda src, *_: transforms.has_modules_export(src), transforms.remove_modules_export, MODULES),),
+def python_edit_rows(specs: tuple[ModuleSpec, ...]) -> list[PythonEdit]:
+    """The Python files apply edits and our nodes in them, for each of `specs` (write order)."""
+    ADDMODULES, MODULES = (layout.Layout.ADDMODULES,), (layout.Layout.MODULES,)
+    exports, imports, tasks = [], [], []
+    for spec in specs:
+        exports.append(Node(
+            _label(spec, "nn/modules export"),
+            lambda src, *_, s=spec: transforms.has_modules_export(src, s),
+            lambda src, force=False, s=spec: transforms.remove_modules_export(src, force, s),
+            MODULES,
+        ))
+        imports.append(Node(
+            _label(spec, "Addmodules import"),
+            lambda src, *_, s=spec: transforms.has_package_import(src, s),
+            lambda src, force=False, s=spec: transforms.remove_package_import(src, force, s),
+            ADDMODULES,
+        ))
+        tasks += [
+            Node(
+                _label(spec, "tasks.py import"),
+                lambda src, chosen, target, s=spec: transforms.binds_class(src, layout.class_package(chosen), s, layout.star_binds(target, s)),
+                lambda src, force=False, s=spec: transforms.remove_class_import(src, transforms.ADDMODULES, force, s),
+                ADDMODULES,
+            ),
+            Node(
+                _label(spec, "tasks.py import"),
+                lambda src, chosen, target, s=spec: transforms.binds_class(src, layout.class_package(chosen), s, layout.star_binds(target, s)),
+                lambda src, force=False, s=spec: transforms.remove_class_import(src, transforms.MODULES_IMPORT, force, s),
+                MODULES,
+            ),
+            Node(
+                _label(spec, "parse_model branch"),
+                lambda src, *_, s=spec: transforms.has_branch(src, s),
+                lambda src, force=False, s=spec: transforms.remove_branch(src, force, s),
+            ),
+        ]
+    return [
+        PythonEdit("nn/modules/__init__.py", lambda t: t.modules_init, tuple(exports)),
+        PythonEdit("Addmodules/__init__.py", lambda t: t.addmodules_init, tuple(imports), stub=layout.PACKAGE_INIT.encode()),
+        PythonEdit("tasks.py", lambda t: t.tasks_py, tuple(tasks)),
+    ]
+
+
+def module_file_row(spec: ModuleSpec) -> CreatedFile:
+    return CreatedFile(
+        f"{spec.class_name} module",
+        lambda t: [layout.module_path(t, each, spec) for each in layout.Layout],
+        lambda _, b: as_lf(b) == layout.module_template(spec),
     )
-)
-register_python_edit(
-    PythonEdit(
-        "Addmodules/__init__.py",
-        lambda t: t.addmodules_init,
-        (Node("Addmodules import", lambda src, *_: transforms.has_package_import(src), transforms.remove_package_import, ADDMODULES),),
-        stub=layout.PACKAGE_INIT.encode(),
-    )
-)
-register_python_edit(
-    PythonEdit(
-        "tasks.py",
-        lambda t: t.tasks_py,
-        (
-            Node("tasks.py import", _binds_class, transforms.remove_class_import, ADDMODULES),
-            Node("tasks.py import", _binds_class, _remove_modules_import, MODULES),
-            Node("parse_model branch", lambda src, *_: transforms.has_branch(src), transforms.remove_branch),
-        ),
-    )
-)
-register_created_file(
-    CreatedFile(
-        f"{layout.MODULE.class_name} module",
-        lambda t: [layout.module_path(t, each) for each in layout.Layout],
-        lambda _, b: as_lf(b) == layout.module_template(),
-    )
-)
+
+
+for _edit in python_edit_rows(SPECS):
+    register_python_edit(_edit)
+for _spec in SPECS:
+    register_created_file(module_file_row(_spec))
 register_created_file(
     CreatedFile("model yaml", model_yamls, lambda p, b: ownership.is_sealed_as(b, p), lambda p, b: ownership.is_sealed(b, p))
 )
@@ -177,15 +199,39 @@ def strip_ours(edit: PythonEdit, data: bytes, label: str, force: bool = False) -
     return out, result
 
 
-def python_edit_for(target: UltralyticsTarget, path: Path) -> PythonEdit | None:
-    return next((e for e in PYTHON_EDITS if e.locate(target) == path), None)
+def tree_specs(target: UltralyticsTarget) -> tuple[ModuleSpec, ...]:
+    """The built-in modules and every user module installed in the tree (sealed copies, no state)."""
+    from halo_patch.planning.user_module import tree_specs as specs
+
+    return specs(target)
+
+
+def python_edits(target: UltralyticsTarget, specs: tuple[ModuleSpec, ...] | None = None) -> list[PythonEdit]:
+    """PYTHON_EDITS, with the nodes of every module installed in the tree (or of `specs`)."""
+    specs = tree_specs(target) if specs is None else specs
+    if specs == SPECS:
+        return PYTHON_EDITS
+    rows = python_edit_rows(specs)
+    return rows + [e for e in PYTHON_EDITS if e.name not in {r.name for r in rows}]
+
+
+def created_files(target: UltralyticsTarget, specs: tuple[ModuleSpec, ...] | None = None) -> list[CreatedFile]:
+    """CREATED_FILES, with the module file of every module installed in the tree (or of `specs`)."""
+    specs = tree_specs(target) if specs is None else specs
+    extra = [module_file_row(s) for s in specs if s not in SPECS]
+    return CREATED_FILES + extra if specs != SPECS else CREATED_FILES
+
+
+def python_edit_for(target: UltralyticsTarget, path: Path, specs: tuple[ModuleSpec, ...] | None = None) -> PythonEdit | None:
+    return next((e for e in python_edits(target, specs) if e.locate(target) == path), None)
 
 
 def created_file_for(target: UltralyticsTarget, path: Path) -> CreatedFile | None:
     """The kind of file apply creates at `path` (which need not exist yet), or None."""
-    found = next((c for c in CREATED_FILES if path in list(c.locate(target))), None)
+    rows = created_files(target)
+    found = next((c for c in rows if path in list(c.locate(target))), None)
     if found is None and is_model_yaml_path(target, path):
-        found = next((c for c in CREATED_FILES if c.locate is model_yamls), None)
+        found = next((c for c in rows if c.locate is model_yamls), None)
     return found
 
 
@@ -206,4 +252,4 @@ def is_our_entry(target: UltralyticsTarget, path: Path, action: Action) -> bool:
     if python_edit_for(target, path) is not None:
         return True
     data = read_regular(path)
-    return action is Action.CREATED and data is not None and any((c.was_ours or c.is_ours)(path, data) for c in CREATED_FILES)
+    return action is Action.CREATED and data is not None and any((c.was_ours or c.is_ours)(path, data) for c in created_files(target))

@@ -20,6 +20,8 @@ def print_target(console: Console, target: UltralyticsTarget) -> None:
         f"({target.kind}, {writable})",
         highlight=False,
     )
+    if target.elsewhere:
+        console.print(f"[yellow]note:[/] {escape(target.elsewhere)}", highlight=False)
 
 
 def unified_diff(rel: str, before: bytes | None, after: bytes | None) -> str:
@@ -55,7 +57,10 @@ def line_counts(before: bytes | None, after: bytes | None) -> str:
 
 
 def table(title: str, columns: list[str]) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
+    """A table whose cells are never cropped (plain columns when piped or too narrow)."""
+    from halo_patch.table_out import WholeTable
+
+    t = WholeTable(title=title, title_justify="left", header_style="bold")
     for c in columns:
         t.add_column(c)
     return t
@@ -72,11 +77,11 @@ def print_recovered(console: Console, op: str | None, warning: str = "") -> None
         console.print(f"[yellow]Finished the interrupted {op}[/] (from the journal in the state dir).")
 
 
-def print_findings(console: Console, findings) -> None:
+def print_findings(console: Console, findings, name: str = MODULE.class_name) -> None:
     """The pieces of a hand-made HaloAttention install (tutorial.Finding), one line each (never wrapped)."""
     if not findings:
         return
-    console.print(f"[bold]{MODULE.class_name} installed by hand:[/]")
+    console.print(f"[bold]{escape(name)} installed by hand:[/]")
     for f in findings:
         state = "[red]in use[/]" if f.in_use else "kept  "
         console.print(f"  {state}  {f.what}  {escape(f.path)}: {escape(f.detail)}", soft_wrap=True, highlight=False)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from halo_patch import interpreter_search
 from halo_patch.errors import TargetError
 
 PACKAGE = "ultralytics"
@@ -36,6 +36,7 @@ class UltralyticsTarget:
     package_dir: Path  # .../ultralytics, the importable package, symlinks resolved
     kind: Kind
     version: str  # __version__ read as text from ultralytics/__init__.py ("" when uninstalled)
+    elsewhere: str = ""  # default target only: the other copy `python` imports outside this directory, and how to pick it
 
     @property
     def root(self) -> Path:
@@ -129,7 +130,22 @@ def find_target(path: Path | None, leftovers: bool = False) -> UltralyticsTarget
         if gone is not None:
             return gone
     package_dir = _package_dir_at(path) if path is not None else _package_dir_on_sys_path()
-    return UltralyticsTarget(package_dir=package_dir, kind=_kind_of(package_dir), version=read_version(package_dir))
+    kind = _kind_of(package_dir)
+    if path is not None and kind is Kind.CLONE and interpreter_search.installed_in(path.expanduser().resolve()) == package_dir:
+        kind = Kind.EDITABLE  # --target at a venv (or its site-packages) whose ultralytics is this clone
+    note = _elsewhere(package_dir) if path is None else ""
+    return UltralyticsTarget(package_dir=package_dir, kind=kind, version=read_version(package_dir), elsewhere=note)
+
+
+def _elsewhere(package_dir: Path) -> str:
+    """When `python` started elsewhere imports another copy: which, and the --target that picks it."""
+    other = interpreter_search.environment_package()
+    if other is None or other == package_dir:
+        return ""
+    return (
+        f"python started in another directory imports {other} instead; "
+        f"`--target {other.parent}` patches that copy"
+    )
 
 
 def _uninstalled_at(path: Path) -> UltralyticsTarget | None:
@@ -172,25 +188,27 @@ def _package_dir_at(path: Path) -> Path:
     for candidate in (path / PACKAGE, path):
         if (candidate / "nn" / "tasks.py").is_file() and (candidate / "__init__.py").is_file():
             return candidate.resolve()  # a symlinked `ultralytics` entry and its real path: one tree, one state
+    installed = interpreter_search.installed_in(path)  # a venv or site-packages: follow it (to a clone, when editable)
+    if installed is not None:
+        return installed
     raise TargetError(
         f"{path}: not an Ultralytics tree; expected {path / PACKAGE / 'nn' / 'tasks.py'} or {path / 'nn' / 'tasks.py'}"
     )
 
 
 def _package_dir_on_sys_path() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)  # locates the package; does not run its __init__
-    if spec is None or not spec.origin or not spec.origin.endswith("__init__.py"):
+    """The copy `python` started in the current directory imports (located, never imported)."""
+    found = interpreter_search.here_package()
+    if found is None:
         raise TargetError("ultralytics is not importable from this Python; pass --target PATH or pip install ultralytics")
-    return _package_dir_at(Path(spec.origin).parent)
+    return _package_dir_at(found)
 
 
 def _kind_of(package_dir: Path) -> Kind:
     root = package_dir.parent
     is_project = (root / ".git").exists() or (root / "pyproject.toml").is_file() or (root / "setup.py").is_file()
-    if is_project:
-        spec = importlib.util.find_spec(PACKAGE)
-        imported_here = spec is not None and spec.origin and Path(spec.origin).resolve().parent == package_dir
-        return Kind.EDITABLE if imported_here else Kind.CLONE
+    if is_project:  # an editable install: this environment imports it from any directory
+        return Kind.EDITABLE if interpreter_search.environment_package() == package_dir else Kind.CLONE
     if any(root.glob(f"{PACKAGE}-*.dist-info")) or root.name in {"site-packages", "dist-packages"}:
         return Kind.SITE_PACKAGES
     return Kind.DIRECTORY

@@ -51,6 +51,7 @@ class StatusReport:
     notes: tuple[str, ...] = ()  # state dir problems, version/path mismatches, pristine per RECORD
     state_trusted: bool = True  # False: the state dir holds something halo-patch did not write
     findings: tuple[tutorial.Finding, ...] = ()  # a hand-made HaloAttention install (see halo_patch.tutorial)
+    others: tuple = ()  # (class name, findings): hand-made installs of other modules (not part of the verdict)
 
     @property
     def hand_made_in_use(self) -> bool:
@@ -110,6 +111,13 @@ def _file_change(target, name, path, expected: bytes | None) -> ChangeState:
     return ChangeState(name, rel, APPLIED)
 
 
+def is_module_row(change: ChangeState, spec) -> bool:
+    """A row of a user module (`apply --module`): its file and nodes (named after it), and the yamls that build it."""
+    if change.change == "model yaml":
+        return footprint.uses_module(Path(change.path), spec)
+    return change.change.startswith(f"{spec.class_name} ")
+
+
 def check_status(target: UltralyticsTarget) -> StatusReport:
     """The state of every change apply makes (edited created files are drifted), and of the state dir.
 
@@ -129,12 +137,14 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
     unchanged = frozenset(journal.trusted_entries(target, manifest))  # exactly as apply wrote them
     if manifest is not None:  # files apply did not edit hold no edit of ours (an adopted install's lines)
         recorded = {e.path for e in manifest.files}
-        python_files = [target.relative(edit.locate(target)) for edit in footprint.PYTHON_EDITS]
+        python_files = [target.relative(edit.locate(target)) for edit in footprint.python_edits(target)]
         unchanged |= {rel for rel in python_files if rel not in recorded}
     tasks_src = tasks if isinstance(tasks, SourceFile) else None
     layout = plan.detect_layout(target, tasks_src)
     rows = [_file_change(target, f"{plan.MODULE.class_name} module", plan.module_path(target, layout), plan.module_template())]
-    for edit in footprint.PYTHON_EDITS:  # every node of ours the table lists for this layout
+    users = [s for s in footprint.tree_specs(target) if s.is_user]  # each module its own rows: `--module` installs
+    rows += [_file_change(target, f"{s.class_name} module", plan.module_path(target, layout, s), plan.module_template(s)) for s in users]
+    for edit in footprint.python_edits(target):  # every node of ours the table lists for this layout
         path = edit.locate(target)
         nodes = [n for n in edit.nodes if layout in n.layouts]
         src = (tasks if path == target.tasks_py else _parse(target, path)) if nodes else None
@@ -158,8 +168,9 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         notes.append("tasks.py is the installed wheel's original (matches its RECORD)")
     created = frozenset(e.path for e in manifest.files if e.action is Action.CREATED) if manifest else frozenset()
     install = tutorial.find_tutorial_install(target, plan.module_template(), tasks_src, created)
+    others = tutorial.find_other_installs(target, tasks_src, created)
     return StatusReport(
-        target, tuple(rows), None if pending is None else pending.op, tuple(notes), trusted, install.findings
+        target, tuple(rows), None if pending is None else pending.op, tuple(notes), trusted, install.findings, others
     )
 
 
@@ -189,7 +200,12 @@ def _model_yaml_changes(target: UltralyticsTarget, manifest: journal.Manifest | 
 
 def _mismatches(target: UltralyticsTarget, manifest: journal.Manifest) -> list[str]:
     out = []
-    if manifest.ultralytics_version != target.version:
+    if not target.version:  # `pip uninstall ultralytics` left our files and state behind
+        out.append(
+            f"applied to Ultralytics {manifest.ultralytics_version}, which is no longer installed here (uninstalled); "
+            "`halo-patch revert` removes what halo-patch left"
+        )
+    elif manifest.ultralytics_version != target.version:
         out.append(f"applied to Ultralytics {manifest.ultralytics_version}, the tree is now {target.version} (upgraded or reinstalled)")
     if manifest.package_dir != str(target.package_dir):
         out.append(f"applied at {manifest.package_dir}, this tree is {target.package_dir} (moved or copied)")

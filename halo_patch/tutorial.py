@@ -19,6 +19,7 @@ import yaml
 
 from halo_patch import ownership
 from halo_patch.errors import AnchorError
+from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import ADDMODULES, CLASS_NAME, MODULE_STEM, MODULES_IMPORT, SourceFile
 from halo_patch.transforms.parse_model_branch import HaloBranch, find_halo_branch
@@ -78,57 +79,99 @@ def read_source(target: UltralyticsTarget, path: Path) -> SourceFile | None:
 
 
 def find_tutorial_install(
-    target: UltralyticsTarget, template: bytes, tasks: SourceFile | None = None, created: frozenset[str] = frozenset()
+    target: UltralyticsTarget,
+    template: bytes,
+    tasks: SourceFile | None = None,
+    created: frozenset[str] = frozenset(),
+    spec: ModuleSpec = DEFAULT,
 ) -> TutorialInstall:
     """Every piece of a hand-made HaloAttention install in `target`; our own files (`template`, a yaml
     with our seal line, the files in `created`: tree-relative paths the manifest records) are not one.
 
     After `apply --adopt` the user's module file and yaml are still listed, as kept and not in use.
     """
-    modules = tuple(_user_modules(target, template))
+    name = spec.class_name
+    modules = tuple(_user_modules(target, template, spec))
     user = frozenset(m.module for m in modules)
     init = target.addmodules_init
     init_src = read_source(target, init) if init.is_file() else None
     init_lines = [l for l in import_lines(init_src, ADDMODULES) if l.module in user] if init_src is not None else []
     tasks = tasks if tasks is not None else read_source(target, target.tasks_py)
-    tasks_lines = [l for l in import_lines(tasks, TASKS_PACKAGE) if _is_foreign_import(l, user, bool(init_lines))] if tasks else []
+    tasks_lines = [l for l in import_lines(tasks, TASKS_PACKAGE) if _is_foreign_import(l, user, bool(init_lines), name)] if tasks else []
     imported = {l.module for l in init_lines + tasks_lines}
     findings = [
-        Finding(f"{CLASS_NAME} module", target.relative(m.path), _describe(m, m.module in imported), m.module in imported)
+        Finding(f"{name} module", target.relative(m.path), _describe(m, m.module in imported, name), m.module in imported)
         for m in modules
     ]
     findings += [Finding("Addmodules import", target.relative(init), _render(init_src, l.index), True) for l in init_lines]
     findings += [Finding("tasks.py import", target.relative(target.tasks_py), _render(tasks, l.index), True) for l in tasks_lines]
-    branch = _branch(tasks) if tasks is not None else None
+    branch = _branch(tasks, spec) if tasks is not None else None
     if branch is not None and (not branch.marked or modules):  # our marked branch (edited or not) is no sign of a hand-made install
         verdict = "builds it as halo-patch does (reused)" if branch.equivalent else "builds it with other arguments than halo-patch's"
         findings.append(Finding("parse_model branch", target.relative(target.tasks_py), f"`{branch.header}` {verdict}", not branch.equivalent))
-    findings += [Finding("model yaml", target.relative(p), f"uses {CLASS_NAME}; kept as it is", False) for p in user_yamls(target, created)]
+    findings += [Finding("model yaml", target.relative(p), f"uses {name}; kept as it is", False) for p in user_yamls(target, created, name)]
     return TutorialInstall(modules, tuple(findings))
 
 
-def _branch(tasks: SourceFile) -> HaloBranch | None:
+def find_other_installs(
+    target: UltralyticsTarget, tasks: SourceFile | None = None, created: frozenset[str] = frozenset()
+) -> tuple[tuple[str, tuple[Finding, ...]], ...]:
+    """Hand-made installs of modules other than the built-in one: every nn.Module class defined in a file
+    of nn/Addmodules/ that halo-patch did not write and that parse_model's chain builds (a helper class
+    is no module of its own), with the pieces found for it (as for HaloAttention)."""
+    from halo_patch.modules.user import make_spec, read_sealed
+    from halo_patch.modules.spec import Channels
+
+    folder = target.addmodules_dir
+    out = []
+    for path in sorted(folder.glob("*.py")) if folder.is_dir() else ():
+        if path.name == "__init__.py" or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if read_sealed(data, path.stem) is not None:
+            continue
+        src = read_source(target, path)
+        for node in src.module.body if src is not None else ():
+            if isinstance(node, cst.ClassDef) and node.name.value != CLASS_NAME and _subclasses_module(node):
+                spec = make_spec(node.name.value, path.stem, Channels.SAME, b"")
+                if tasks is None or _branch(tasks, spec) is None:
+                    continue
+                found = find_tutorial_install(target, b"", tasks, created, spec)
+                if found.findings and not any(name == node.name.value for name, _ in out):
+                    out.append((node.name.value, found.findings))
+    return tuple(out)
+
+
+def _subclasses_module(node: cst.ClassDef) -> bool:
+    for base in node.bases:
+        value = base.value
+        if (isinstance(value, cst.Attribute) and value.attr.value == "Module") or (isinstance(value, cst.Name) and value.value == "Module"):
+            return True
+    return False
+
+
+def _branch(tasks: SourceFile, spec: ModuleSpec = DEFAULT) -> HaloBranch | None:
     try:
-        return find_halo_branch(tasks)
+        return find_halo_branch(tasks, spec)
     except AnchorError:
         return None  # no chain: apply names that error itself
 
 
-def _is_foreign_import(line: ImportLine, user: frozenset[str], package_imports_user: bool) -> bool:
+def _is_foreign_import(line: ImportLine, user: frozenset[str], package_imports_user: bool, name: str = CLASS_NAME) -> bool:
     """An import in tasks.py that binds the user's HaloAttention, or one from a module halo-patch does not use."""
     if line.module in user:
         return True
     if line.module == ADDMODULES:  # brings the user's class only while the package imports it
-        return package_imports_user and (line.names is None or CLASS_NAME in line.names)
-    return line.names is not None and CLASS_NAME in line.names and line.module != MODULES_IMPORT
+        return package_imports_user and (line.names is None or name in line.names)
+    return line.names is not None and name in line.names and line.module != MODULES_IMPORT
 
 
 def _render(src: SourceFile, index: int) -> str:
     return src.module.code_for_node(src.module.body[index]).strip()
 
 
-def _describe(module: UserModule, in_use: bool) -> str:
-    head = f"defines class {CLASS_NAME}" + ("" if in_use else ", kept but no longer imported (its checkpoints still load)")
+def _describe(module: UserModule, in_use: bool, name: str = CLASS_NAME) -> str:
+    head = f"defines class {name}" + ("" if in_use else ", kept but no longer imported (its checkpoints still load)")
     if module.defects:
         head += "; the tutorial's module: " + "; ".join(module.defects)
     if module.other_classes:
@@ -136,34 +179,34 @@ def _describe(module: UserModule, in_use: bool) -> str:
     return head
 
 
-def _user_modules(target: UltralyticsTarget, template: bytes):
+def _user_modules(target: UltralyticsTarget, template: bytes, spec: ModuleSpec = DEFAULT):
     folder = target.addmodules_dir
     if not folder.is_dir():
         return
     for path in sorted(folder.glob("*.py")):
-        if path.name == "__init__.py" or (path.stem == MODULE_STEM and path.read_bytes().replace(b"\r\n", b"\n") == template):  # ours, in a CRLF tree too
+        if path.name == "__init__.py" or (path.stem == spec.file_stem and path.read_bytes().replace(b"\r\n", b"\n") == template):  # ours, in a CRLF tree too
             continue
         src = read_source(target, path)
         if src is None:
             continue
-        shape = module_shape(src)
+        shape = module_shape(src, spec.class_name)
         if shape is not None:
             yield UserModule(path, f"{ADDMODULES}.{path.stem}", *shape)
 
 
-def module_shape(src: SourceFile) -> tuple[bool, bool, tuple[str, ...]] | None:
+def module_shape(src: SourceFile, name: str = CLASS_NAME) -> tuple[bool, bool, tuple[str, ...]] | None:
     """For a file defining `class HaloAttention`: (inverted mask, divisibility assert, the other top-level
     classes HaloAttention does not use); None when the file defines no such class."""
     classes = {s.name.value: s for s in src.module.body if isinstance(s, cst.ClassDef)}
-    if CLASS_NAME not in classes:
+    if name not in classes:
         return None
     shape = _ShapeVisitor()
-    classes[CLASS_NAME].visit(shape)
-    others = tuple(n for n in classes if n != CLASS_NAME and n not in shape.names and not n.startswith("_"))
+    classes[name].visit(shape)
+    others = tuple(n for n in classes if n != name and n not in shape.names and not n.startswith("_"))
     return shape.inverted_mask, shape.divisibility_assert, others
 
 
-def user_yamls(target: UltralyticsTarget, created: frozenset[str] = frozenset()) -> list[Path]:
+def user_yamls(target: UltralyticsTarget, created: frozenset[str] = frozenset(), name: str = CLASS_NAME) -> list[Path]:
     """Model yamls under cfg/models/ that use HaloAttention and that apply did not write: no seal line
     (an edited yaml of ours keeps it, its hash no longer matching) and not in `created`."""
     models = target.models_dir
@@ -172,22 +215,22 @@ def user_yamls(target: UltralyticsTarget, created: frozenset[str] = frozenset())
         if not path.is_file():
             continue
         data = path.read_bytes()
-        if CLASS_NAME.encode() not in data or ownership.carries_seal(data):  # a yaml file, not Python: bytes are fine
+        if name.encode() not in data or ownership.carries_seal(data):  # a yaml file, not Python: bytes are fine
             continue
         if target.relative(path) in created:
             continue
-        if _uses_class(data):
+        if _uses_class(data, name):
             out.append(path)
     return out
 
 
-def _uses_class(data: bytes) -> bool:
+def _uses_class(data: bytes, name: str = CLASS_NAME) -> bool:
     try:
         model = yaml.safe_load(data)
     except yaml.YAMLError:
         return False
     rows = [r for key in ("backbone", "head") for r in (model.get(key) or [] if isinstance(model, dict) else [])]
-    return any(isinstance(r, list) and len(r) > 2 and str(r[2]).split(".")[-1] == CLASS_NAME for r in rows)
+    return any(isinstance(r, list) and len(r) > 2 and str(r[2]).split(".")[-1] == name for r in rows)
 
 
 class _ShapeVisitor(cst.CSTVisitor):

@@ -199,13 +199,16 @@ def test_second_call_trains_nothing_and_other_settings_are_refused(first: dict, 
     out = first["out"]
     before = {n: (out / "runs" / n / "weights" / "best.pt").stat().st_mtime_ns for n in run_names()}
     (out / "compare.md").unlink()
-    result = run_cli(*compare_args(setup["package"], setup["data"], out), "--json", env=setup["env"])
+    result = run_cli(*compare_args(setup["package"], setup["data"], out), "--json", "-", env=setup["env"])
     assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
+    doc = json.loads(result.stdout)  # `-`: stdout holds only the JSON; the progress went to stderr
     assert doc["trained_by_this_call"] == [] and len(doc["runs"]) == 4
     assert "All 4 runs finished earlier (kept, nothing trained); writing the report again." in result.stderr
     assert "Preflight" not in result.stderr and (out / "compare.md").is_file()
     assert {n: (out / "runs" / n / "weights" / "best.pt").stat().st_mtime_ns for n in run_names()} == before
+    again = run_cli(*compare_args(setup["package"], setup["data"], out), "--json", str(out / "again.json"), env=setup["env"])
+    assert again.returncode == 0 and f"Report: {out / 'compare.md'}" in again.stdout  # a PATH: the report printed too
+    assert json.loads((out / "again.json").read_text()) == json.loads((out / "compare.json").read_text())
     other = run_cli(*compare_args(setup["package"], setup["data"], out, epochs=3), env=setup["env"])
     assert other.returncode == 2 and other.stdout == ""
     assert other.stderr.count("\n") == 1 and "holds a comparison made with other settings" in other.stderr

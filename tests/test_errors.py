@@ -88,7 +88,7 @@ def test_failed_write_rolls_back_everything(tree: Path) -> None:
 
 def test_lock_stops_a_second_run(tree: Path, monkeypatch) -> None:
     """The lock is flock on the package dir itself: a run that cannot get it within
-    HALO_PATCH_LOCK_WAIT seconds says another halo-patch is running and changes nothing."""
+    HALO_PATCH_LOCK_WAIT seconds names the holder (pid, user, command) and changes nothing."""
     import fcntl
     import os
 
@@ -98,7 +98,7 @@ def test_lock_stops_a_second_run(tree: Path, monkeypatch) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         for verb in ("apply", "revert"):
-            assert_error(cli(verb, "--target", str(tree)), "another halo-patch is running on this tree")
+            assert_error(cli(verb, "--target", str(tree)), "locked by another program, held by pid", f"pid {os.getpid()} (user ")
     finally:
         os.close(fd)
     assert tree_hashes(tree) == before
@@ -226,14 +226,6 @@ def test_read_only_tree(tmp_path: Path) -> None:
     finally:
         for p in [root, *root.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
-
-
-def test_apply_warns_about_the_scale_regex_trap(tmp_path: Path) -> None:
-    tree = tmp_path / "yolo_v8s_project"
-    copy_installed(tree)
-    result = cli("apply", "--target", str(tree))
-    assert result.code == 0
-    assert f"warning: {tree}/ultralytics/cfg contains '8s'" in result.out.replace("\n", " ")
 
 
 def test_reapply_after_a_hand_edit_keeps_the_original_backup(tree: Path) -> None:

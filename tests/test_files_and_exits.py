@@ -197,7 +197,7 @@ def test_ctrl_c_exits_130_rolled_back(tree: Path, monkeypatch) -> None:
     pristine = tree_hashes(tree)
     with armed("20:interrupt"):
         result = cli("apply", "--target", str(tree))
-    assert result.code == 130 and result.err == "error: interrupted (Ctrl-C); the run was rolled back\n"
+    assert result.code == 130 and result.err == "error: interrupted (Ctrl-C); the apply was rolled back, nothing changed\n"
     assert tree_hashes(tree) == pristine
 
 

@@ -37,7 +37,7 @@ def _assert_orderly(results: list[subprocess.CompletedProcess]) -> None:
     for r in results:
         assert "Traceback" not in r.stdout + r.stderr, r.stderr
         if r.returncode != 0:
-            assert r.returncode == 2 and "another halo-patch is running on this tree" in r.stderr, r.stderr
+            assert r.returncode == 2 and "locked by another program, held by" in r.stderr, r.stderr
 
 
 def test_concurrent_applies_reverts_and_mixed_bursts(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_symlinked_package_entry_shares_the_lock_and_the_state(tmp_path: Path, m
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         locked = cli("revert", "--target", str(site))
-        assert locked.code == 2 and "another halo-patch is running on this tree" in locked.err
+        assert locked.code == 2 and "locked by another program, held by pid" in locked.err
     finally:
         os.close(fd)
     assert cli("revert", "--target", str(real_root)).code == 0

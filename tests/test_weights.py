@@ -230,7 +230,7 @@ def world(tmp_path_factory) -> dict:
     p, t = (["--target", str(trees[k])] for k in "pt")
     commands = {  # as users (and `compare`) run them: each its own process; two at a time
         "det_n": ([str(src["det_n"]), *p, "--json", str(out_dir / "det_n.json")], out_dir),
-        "det_s": ([str(src["det_s"]), "-o", str(out_dir / "det_s.pt"), *p], None),
+        "det_s": ([str(src["det_s"]), "-o", str(out_dir / "det_s.pt"), *p, "--json", "-"], None),
         "seg_n": ([str(src["seg_n"]), "-o", str(out_dir / "seg_n.pt"), "--yaml", str(seg_yaml), *p], None),
         "seg_s": ([str(src["seg_s"]), "-o", str(out_dir / "seg_s.pt"), "--yaml", "yolo11s-seg-HaloAttention.yaml", *p], None),
         "tutorial": ([str(src["tutorial"]), "-o", str(out_dir / "tutorial.pt"), *t], None),
@@ -288,6 +288,7 @@ def test_report_table_next_command_and_json(world: dict) -> None:
     assert (report["carried"], report["source_tensors"], report["mode"], report["inserted"]) == (n, n, "insert", [9])
     halo_keys = ("rel_pos_emb.rel_height", "rel_pos_emb.rel_width", "to_q.weight", "to_kv.weight", "to_out.weight", "to_out.bias")
     assert report["new"][0]["keys"] == [f"model.9.{k}" for k in halo_keys]
+    assert json.loads(world["runs"]["det_s"].stdout)["output"] == str(world["outs"]["det_s"])  # `--json -`: only the JSON
     seg = world["runs"]["seg_s"].stdout
     assert re.search(r"│ carried\s+│ (\d+) / \1 in SRC\s+│ layer k to the layer k moved to: 7-8 -> 8-9, 9-23 -> 11-25", seg)
 

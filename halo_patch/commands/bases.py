@@ -6,12 +6,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from halo_patch import report
+from halo_patch import json_report, report
 from halo_patch.model_yaml import list_bases
 from halo_patch.target import find_target
 
 
-def run(target_path: Path | None, console: Console) -> int:
+def run(target_path: Path | None, console: Console, json_path: Path | None = None) -> int:
+    json_report.check_path(json_path)
     target = find_target(target_path)
     report.print_target(console, target)
     bases = list_bases(target)
@@ -25,4 +26,5 @@ def run(target_path: Path | None, console: Console) -> int:
         )
     console.print(t)
     console.print("Any other model yaml works too: `apply --base path/to/your.yaml`.")
+    json_report.write(json_path, json_report.bases_dict(target, bases))
     return 0

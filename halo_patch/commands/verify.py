@@ -13,7 +13,10 @@ from typing import Optional
 
 from rich.console import Console
 
+from dataclasses import replace
+
 from halo_patch import report
+from halo_patch.planning.user_module import find_spec, tree_specs
 from halo_patch.errors import HaloPatchError
 from halo_patch.target import find_target
 from halo_patch.verify.interpreter import check_temp_base, find_interpreter
@@ -34,13 +37,22 @@ def run(
     quiet: bool,
     base: Optional[str],
     console: Console,
+    module: Optional[str] = None,
 ) -> int:
     options = parse_options(scale, device, imgsz, train, export, base)
     if json_path is not None and not json_path.parent.resolve().is_dir():
         raise HaloPatchError(f"--json {json_path}: no such directory {json_path.parent.resolve()}")
     check_temp_base()
     target = find_target(target_path)
-    steps = plan_steps(options, plan_models(target, options.bases, options.scales))
+    if module is not None:
+        spec = find_spec(target, module)
+        if spec is None:
+            names = ", ".join(s.class_name for s in tree_specs(target))
+            raise HaloPatchError(f"--module {module}: no such module in {target.package_dir}; expected one of {names}")
+        if options.bases:
+            raise HaloPatchError("--module: expected without --base (every yaml that builds the module is checked)")
+        options = replace(options, module=spec)
+    steps = plan_steps(options, plan_models(target, options.bases, options.scales, options.module))
     interpreter = find_interpreter(target)
     if not quiet:
         report.print_target(console, target)
@@ -50,7 +62,7 @@ def run(
     seconds = time.perf_counter() - start
     failed = [s for s in steps if s.result == FAILED]
     code = 1 if failed else 0
-    verdict = verdict_line(target, steps, failed)
+    verdict = verdict_line(target, steps, failed, options.module.class_name)
     if not quiet:
         print_table(console, target, steps, seconds)
         print_tracebacks(console, failed)

@@ -13,14 +13,14 @@ from typing import Optional
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from halo_patch import report
+from halo_patch import json_report, report
 from halo_patch.errors import HaloPatchError
 from halo_patch.target import find_target
 from halo_patch.transforms import CLASS_NAME
 from halo_patch.verify.interpreter import check_temp_base, find_interpreter, make_workdir
 from halo_patch.weights.child import STEPS, run_carry
 from halo_patch.weights.output import check_source, place, plan_output
-from halo_patch.weights.table import print_report, write_json
+from halo_patch.weights.table import json_data, print_report
 from halo_patch.weights.yamls import find_candidates, resolve_yaml
 
 
@@ -35,8 +35,9 @@ def run(
 ) -> int:
     source = check_source(src)
     output = plan_output(src, out, force)
-    if json_path is not None and not json_path.parent.resolve().is_dir():
-        raise HaloPatchError(f"--json {json_path}: no such directory {json_path.parent.resolve()}")
+    json_report.check_path(json_path)
+    if json_report.to_stdout(json_path):  # stdout holds only the report; the rest goes to stderr
+        console = Console(stderr=True, highlight=False)
     check_temp_base()
     target = find_target(target_path)
     chosen, scale = (0, None) if yaml_spec else (None, None)
@@ -69,7 +70,7 @@ def run(
     cand = next(c for c in candidates if c.shown == result["yaml"])
     moved = [(i, j) for i, j in enumerate(cand.index_map) if i != j] if result["mode"] != "convert" else []
     pythonpath = interpreter.pythonpath if interpreter.note else None  # only when this Python would import another copy
-    print_report(console, source, output, result, moved, interpreter.note, pythonpath)
-    if json_path is not None:
-        write_json(json_path, target, source, output, result, pythonpath)
+    if not json_report.to_stdout(json_path):
+        print_report(console, source, output, result, moved, interpreter.note, pythonpath)
+    json_report.write(json_path, json_data(target, source, output, result, pythonpath))
     return 0

@@ -156,8 +156,9 @@ def markdown(doc: dict) -> str:
                 f"  - bootstrap over {boot['images']} validation images of seed {boot['seed']} ({boot['resamples']} resamples, the same for both): "
                 f"{fmt(boot['difference'], sign=True)} [{fmt(boot['low'], sign=True)}, {fmt(boot['high'], sign=True)}]"
             )
+    per_class_ap = metric.split("/")[-1].replace("mAP", "AP", 1)  # AP50-95(M) for segment: the headline's own AP
     for label, cmp in doc["comparisons"].items():
-        lines += ["", f"## Per-class AP50-95, {label} vs {cmp['against']} (mean over seeds)", "", "| class | base | variant | difference |", "|---|---|---|---|"]
+        lines += ["", f"## Per-class {per_class_ap}, {label} vs {cmp['against']} (mean over seeds)", "", "| class | base | variant | difference |", "|---|---|---|---|"]
         lines += [f"| {name} | {fmt(p['base'])} | {fmt(p['variant'])} | {fmt(p['difference'], sign=True)} |" for name, p in cmp["per_class"].items()]
     lines += ["", "## Fairness", ""] + [f"- {k}: {v}" for k, v in doc["fairness"].items()]
     lines += ["", "## Notes", ""] + [f"- {n}" for n in doc["notes"]]

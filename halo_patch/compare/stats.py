@@ -86,8 +86,10 @@ def t_interval(diffs: Sequence[float], level: float = 0.95) -> Optional[tuple[fl
 
 
 def verdict(interval: Optional[tuple[float, float, float]]) -> str:
-    """better / worse / inconclusive from the interval over seeds; never better or worse from one seed."""
-    if interval is None:
+    """better / worse / inconclusive from the interval over seeds; never better or worse from one seed, nor from
+    seeds that all gave the same difference (an interval of width 0: the seeds did not vary the training, as on
+    releases whose data loader ignores the seed, so they are one run's evidence)."""
+    if interval is None or interval[1] == interval[2]:
         return "inconclusive"
     return "better" if interval[1] > 0 else "worse" if interval[2] < 0 else "inconclusive"
 

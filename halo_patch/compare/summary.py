@@ -67,6 +67,8 @@ def reason(result: str, interval: Optional[tuple], n: int, boot: Optional[dict])
             where = f"; the bootstrap over {boot['images']} validation images gives [{boot['low']:+.4f}, {boot['high']:+.4f}], which measures the validation set's noise, not the training's"
         return f"{n} paired seed(s): one run cannot tell a model from its seed, run --seeds 3 or more{where}"
     span = f"95% interval of the paired difference over {n} seeds [{interval[1]:+.4f}, {interval[2]:+.4f}]"
+    if interval[1] == interval[2] != 0:  # width 0 away from 0: identical seeds (all 0 simply includes 0)
+        return f"{span}: every seed gave the same difference, so the seeds did not vary the training and count as one run"
     if result == "inconclusive":
         return f"{span} includes 0"
     return f"{span} lies {'above' if result == 'better' else 'below'} 0"

@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from halo_patch import lock_holder
 from halo_patch.errors import HaloPatchError, LockedError
+from halo_patch.journal import tempfiles
 from halo_patch.target import UltralyticsTarget
 
 LOCK_WAIT_ENV = "HALO_PATCH_LOCK_WAIT"  # seconds to wait for another run on the same tree (default 120)
@@ -51,9 +53,14 @@ def locked(target: UltralyticsTarget, on_wait: Callable[[], None] | None = None)
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise LockedError(
-                            f"{target.package_dir}: another halo-patch is running on this tree; try again when it ends"
+                            f"{target.package_dir}: locked by another program, {lock_holder.describe(where)}; "
+                            f"waited {wait:g} s (${LOCK_WAIT_ENV}); try again when it ends"
                         ) from None
                     time.sleep(0.05)
-        yield
+        tempfiles.sweep(target)  # what an earlier run cut short left behind
+        try:
+            yield
+        finally:
+            tempfiles.sweep(target)  # and what this one leaves, even after a second Ctrl-C
     finally:
         os.close(fd)

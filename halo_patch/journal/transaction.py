@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from halo_patch import interrupts
 from halo_patch.errors import ConflictError, ForeignJournal, HaloPatchError, RollbackError, StateError, UnfinishedError
 from halo_patch.journal import files
 from halo_patch.journal.files import atomic_write, delete_module_file, disk_sha, mkdirs, prune_dirs, real_file, sha256, unlink
@@ -93,6 +94,7 @@ def commit(changes: ChangeSet) -> None:
         else:
             files.confine_dirs(s.path, target.package_dir)
     started = 0  # steps begun: the last one may be half way (its file is then old or new, never torn)
+    interrupts.enter(interrupts.Phase.WRITING, op)
     try:
         _prepare(target, op, steps, manifest, dirs, keep)
         for s in steps:
@@ -100,9 +102,12 @@ def commit(changes: ChangeSet) -> None:
             _forward(target, s, op)
     except BaseException as exc:
         _rollback(target, op, steps[:started], dirs, exc)
+        interrupts.enter(interrupts.Phase.ROLLED_BACK, op)
         raise
+    interrupts.enter(interrupts.Phase.MADE, op)
     try:
         _finish(target, op, manifest, dirs)
+        interrupts.enter(interrupts.Phase.DONE, op)
     except OSError as exc:  # every file is changed; only the state dir's bookkeeping is behind
         raise UnfinishedError(
             f"{describe_failure(exc)}; the {op} is made but the state dir could not be updated; "
@@ -268,6 +273,7 @@ def recover(target: UltralyticsTarget, check: Callable[[Op, Path, bytes | None, 
     pending = load_pending(target)
     if pending is None:
         return None
+    interrupts.enter(interrupts.Phase.WRITING, pending.op)
     files.sweep_tmp(target.root / Path(s.path).parent for s in pending.steps)
     todo = []
     for raw in pending.steps:
@@ -290,4 +296,5 @@ def recover(target: UltralyticsTarget, check: Callable[[Op, Path, bytes | None, 
     for step in todo:
         _forward(target, step, pending.op)
     _finish(target, pending.op, pending.manifest, pending.dirs)
+    interrupts.enter(interrupts.Phase.RECOVERED, pending.op)
     return pending.op

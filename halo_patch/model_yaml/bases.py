@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from halo_patch import ownership
+from halo_patch import ownership, safe_read
 from halo_patch.errors import AnchorError, HaloPatchError
 from halo_patch.model_yaml.graph import find_row_problem, find_source_problem
 from halo_patch.modules import DEFAULT
@@ -69,12 +69,8 @@ def models_dir(target: UltralyticsTarget) -> Path:
 
 def read_model(path: Path, where: str) -> dict[str, Any]:
     """A model yaml's data, checked to be `backbone:` (and `head:`) lists of well-formed rows."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise AnchorError(f"{where}: no such file; expected an Ultralytics model yaml") from None
-    except IsADirectoryError:
-        raise AnchorError(f"{where}: is a directory; expected an Ultralytics model yaml") from None
+    try:  # a regular file of bounded size only: a FIFO or /dev/zero is refused, never read
+        text = safe_read.read_regular(path, where, "an Ultralytics model yaml").decode("utf-8")
     except UnicodeDecodeError:
         raise AnchorError(f"{where}: not UTF-8 text; expected an Ultralytics model yaml") from None
     try:
@@ -126,19 +122,21 @@ def is_path(spec: str) -> bool:
     return "/" in spec or "\\" in spec or spec.endswith((".yaml", ".yml"))
 
 
-def resolve_base(target: UltralyticsTarget, spec: str) -> BaseYaml:
+def resolve_base(target: UltralyticsTarget, spec: str, module_name: str | None = None) -> BaseYaml:
     """The base `--base` names: a yaml stem from the target's cfg/models/, or a path to any yaml.
-    A bare file name that is not a file here (`yolo11-seg.yaml`) is taken as the name `yolo11-seg`."""
+    A bare file name that is not a file here (`yolo11-seg.yaml`) is taken as the name `yolo11-seg`.
+    A yaml halo-patch wrote is a base only for another module (`module_name` not in its name): stacking."""
     bare = "/" not in spec and "\\" not in spec
     if is_path(spec) and bare and not Path(spec).expanduser().exists():
         spec = Path(spec).stem
     if is_path(spec):
         path = Path(spec).expanduser().resolve()
         inside = models_dir(target).resolve()
-        if path.is_file() and inside in path.parents and not _is_ours(path):
+        stacks = module_name is not None and module_name not in path.stem.split("-")[1:]
+        if path.is_file() and inside in path.parents and (stacks or not _is_ours(path)):
             return _own_base(target, path)
         model = read_model(path, str(path))
-        if path.is_file() and _is_ours(path):
+        if path.is_file() and _is_ours(path) and not stacks:
             raise HaloPatchError(f"{path}: written by halo-patch; pass the yaml it was made from as --base")
         return BaseYaml(str(path), path, str(path), model, len(model["backbone"]), own=False)
     paths = own_yaml_paths(target)

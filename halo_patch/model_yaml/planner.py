@@ -15,7 +15,7 @@ from halo_patch.model_yaml import text as yaml_text
 from halo_patch.model_yaml.bases import BaseYaml, output_path, resolve_base
 from halo_patch.model_yaml.channels import compute_output_channels, read_scales
 from halo_patch.model_yaml.graph import Splice, find_splice_problem, read_layers
-from halo_patch.modules import DEFAULT, ModuleSpec
+from halo_patch.modules import DEFAULT, Channels, ModuleSpec
 from halo_patch.target import UltralyticsTarget
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -49,6 +49,10 @@ class YamlPlan:
 def check_args(module: ModuleSpec, args: tuple[int, ...]) -> None:
     """The yaml args within the module's grammar (the CLI checks them first; this guards other callers)."""
     shown = ",".join(str(a) for a in args)
+    if module.is_user:
+        if module.channels is Channels.OUT and (not args or type(args[0]) is not int or args[0] < 1):
+            raise HaloPatchError(f"--args {shown or '(none)'}: {module.args_usage}")
+        return
     if not module.required_args <= len(args) <= len(module.args) or any(not a.low <= n <= a.high for n, a in zip(args, module.args)):
         raise HaloPatchError(f"--args {shown}: {module.args_usage}")
 
@@ -124,7 +128,7 @@ def plan_model_yaml(
     `suffix`: the written yaml's suffix (default: the module's `<stem>-<Class>.yaml`)."""
     check_args(module, args)
     suffix = module.yaml_suffix if suffix is None else suffix
-    base = resolve_base(target, base_spec)
+    base = resolve_base(target, base_spec, module.class_name)
     splice = choose_placements(base, after, module)
     rows = base.rows
     new_rows = splice.remap_rows(rows, module.row(args))

@@ -26,8 +26,14 @@ def print_model_yaml(console: Console, target: UltralyticsTarget, model: YamlPla
         channels = ["?" if c is None else str(c) for _, c in layer.channels]
         t.add_row(str(layer.index), escape(f"{layer.after} {layer.after_module}"), escape(readers), *channels)
     console.print(t)
+    replaced = model.inserted[0].after_module.endswith("(replaced)")
+    proof = (
+        f"every `from` and edge as in {base_name}; only layer {model.inserted[0].index}'s module and args changed."
+        if replaced
+        else f"taking the inserted rows out gives back {base_name} layer for layer, edge for edge."
+    )
     console.print(
-        f"Graph proven: taking the inserted rows out gives back {base_name} layer for layer, edge for edge.",
+        f"Graph proven: {proof}",
         highlight=False,
         soft_wrap=True,
     )

@@ -48,6 +48,7 @@ class ModuleSpec:
     default_args: tuple[int, ...]  # `--args` when not given
     args_usage: str  # the grammar of `--args`, as an error message says it
     defaults_note: str = ""  # what the default yaml args mean, for --help
+    source: bytes | None = None  # a user's module (`apply --module`): the installed file's bytes (header + source)
 
     # ---------------------------------------------------------------- names derived from the spec
 
@@ -73,10 +74,17 @@ class ModuleSpec:
         return f"from .{self.file_stem} import {self.class_name}\n"
 
     def template_bytes(self) -> bytes:
-        """The module file apply writes, as shipped (LF line endings)."""
+        """The module file apply writes, as shipped (LF line endings); a user module's sealed copy."""
+        if self.source is not None:
+            return self.source
         return files("halo_patch.templates").joinpath(self.template).read_bytes()
 
     # ---------------------------------------------------------------- the yaml row
+
+    @property
+    def is_user(self) -> bool:
+        """A module from a user's file (`apply --module`), not one shipped with halo-patch."""
+        return self.source is not None
 
     def row(self, args: tuple[int, ...]) -> list[Any]:
         """The yaml row apply inserts: `[-1, 1, <class_name>, [args]]`."""
@@ -87,11 +95,14 @@ class ModuleSpec:
 
     def call(self, args: tuple[int, ...]) -> str:
         """How the layer is built, for reports: `HaloAttention(c_in, 2, 1)`."""
-        lead = "c_in, " if self.channels is Channels.SAME else ""
-        return f"{self.class_name}({lead}{', '.join(str(a) for a in args)})"
+        lead = {Channels.SAME: ["c_in"], Channels.OUT: ["c_in"]}.get(self.channels, [])
+        return f"{self.class_name}({', '.join([*lead, *(str(a) for a in args)])})"
 
     def parse_args(self, text: str) -> tuple[int, ...]:
-        """`--args` text as integers within the grammar; ValueError (with `args_usage`) otherwise."""
+        """`--args` text as integers within the grammar; ValueError (with `args_usage`) otherwise.
+        A user module's args are yaml scalars (integers, numbers, true/false, names) without a grammar."""
+        if self.is_user:
+            return tuple(_scalar(a.strip()) for a in text.split(",")) if text.strip() else ()
         try:
             numbers = tuple(int(a) for a in text.split(","))
         except ValueError:
@@ -101,3 +112,17 @@ class ModuleSpec:
         if any(not a.low <= n <= a.high for n, a in zip(numbers, self.args)):
             raise ValueError(self.args_usage)
         return numbers
+
+
+def _scalar(text: str):
+    """One `--args` item of a user module, as the yaml row will hold it."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text in ("True", "False", "true", "false"):
+        return text.lower() == "true"
+    if not text.isidentifier() and not text.replace(".", "").isidentifier():
+        raise ValueError(f"expected numbers, true/false or names separated by commas (got {text!r})")
+    return text

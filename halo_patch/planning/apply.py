@@ -69,13 +69,13 @@ def _file_changes(target: UltralyticsTarget, options: ApplyOptions, model) -> tu
     tasks_before = read_file(target.tasks_py)
     tasks_text, tasks_bom = decode_source(tasks_before, where(target, target.tasks_py))  # a BOM is kept
     tasks_src = SourceFile.parse(tasks_text, where(target, target.tasks_py))
-    install = tutorial.find_tutorial_install(target, module_template(), tasks_src)
-    if install.found and not options.adopt:
-        raise refuse_tutorial(target, install)
-    check_adoptable(target, install, options.layout)
-    refuse_other_layout(target, options.layout)
-    user = install.user_modules
     spec = options.module
+    install = tutorial.find_tutorial_install(target, module_template(spec), tasks_src, spec=spec)
+    if install.found and not options.adopt:
+        raise refuse_tutorial(target, install, spec)
+    check_adoptable(target, install, options.layout, spec)
+    refuse_other_layout(target, options.layout, spec)
+    user = install.user_modules
     new_tasks, tasks_pristine = new_tasks_source(target, tasks_text, options.layout, user, tasks_src, spec)
     nl = tree_newline(target)  # files apply creates follow the tree's line endings
     wanted = [(module_path(target, options.layout, spec), with_newline(module_template(spec), nl), f"{spec.class_name} module", True)]
@@ -134,8 +134,11 @@ def _manifest(target: UltralyticsTarget, changes: list[FileChange], adopt: bool)
     for change in sorted(changes, key=lambda c: c.before is not None):
         rel = target.relative(change.path)
         dirs.extend(d for d in _missing_dirs(target, change.path) if d not in dirs)
+        created = old.entry(rel) if old else None
         if change.before is None:
             entries[rel] = ManifestEntry(rel, Action.CREATED, None, journal.sha256(change.after), mode)
+        elif created is not None and created.action is Action.CREATED and rel in trusted:  # another module's line added
+            entries[rel] = ManifestEntry(rel, Action.CREATED, None, journal.sha256(change.after), created.mode)
         else:
             original = _original(target, change, old.entry(rel) if old else None, adopt)
             originals.append(original)
@@ -161,7 +164,8 @@ def _original(target: UltralyticsTarget, change: FileChange, old: ManifestEntry 
     stored = journal.read_blob(target, old.sha256_before) if old is not None and old.action is Action.MODIFIED else None
     if stored is not None and edit is not None and (adopt or _strip(edit, stored) == _strip(edit, change.before)):
         return stored
-    if change.pristine or adopt or edit is None:
+    others = any(spec.is_user for spec in footprint.tree_specs(target))  # a module's lines are no original
+    if (change.pristine and not others) or adopt or edit is None:
         return change.before
     return _strip(edit, change.before)
 

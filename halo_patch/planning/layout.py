@@ -63,7 +63,13 @@ def class_package(layout: Layout) -> str:
 def detect_layout(target: UltralyticsTarget, tasks: SourceFile | None = None) -> Layout:
     """The layout a tree was patched with: "modules" when our module sits in nn/modules/ or tasks.py
     imports HaloAttention from ultralytics.nn.modules (a half-applied tree)."""
-    in_modules = module_path(target, Layout.MODULES).is_file() or (tasks is not None and transforms.binds_class(tasks, transforms.MODULES_IMPORT))
+    from halo_patch.modules.user import installed_specs
+
+    in_modules = (
+        module_path(target, Layout.MODULES).is_file()
+        or (tasks is not None and transforms.binds_class(tasks, transforms.MODULES_IMPORT))
+        or bool(installed_specs([target.modules_dir]))
+    )
     return Layout.MODULES if in_modules else Layout.ADDMODULES
 
 

@@ -17,4 +17,5 @@ class ApplyOptions:
     args: tuple[int, ...] = DEFAULT.default_args  # --args: the module's yaml arguments
     layout: Layout | None = Layout.ADDMODULES  # --layout (None: the layout the tree is patched with)
     adopt: bool = False  # --adopt: take over a hand-made (tutorial) install of the module
-    module: ModuleSpec = DEFAULT  # what apply installs
+    module: ModuleSpec = DEFAULT  # what apply installs (a user's module file: `--module`)
+    replace: int | None = None  # --replace: layer N's module and args become the module's (instead of --after)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dataclasses import replace
+
 from halo_patch import footprint, journal, transforms, tutorial
+from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.errors import AnchorError
 from halo_patch.journal import Action, ChangeSet, FileEdit, Manifest, Op
 from halo_patch.planning import trust
-from halo_patch.planning.layout import module_template
 from halo_patch.planning.plan import Plan, Refusal
 from halo_patch.target import Kind, UltralyticsTarget
 from halo_patch.transforms import SourceFile
@@ -26,35 +28,53 @@ def _label(target: UltralyticsTarget, path: Path) -> str:
     return f"{path} (Ultralytics {target.version or 'uninstalled'})"
 
 
-def plan_revert(target: UltralyticsTarget, force: bool) -> Plan:
-    """Every file revert changes, from the tree as it is now and the validated state (pure: reads only)."""
-    planner = _Planner(target, journal.load_manifest(target), force)
-    for edit in reversed(footprint.PYTHON_EDITS):  # tasks.py first: it imports the files revert deletes
+def plan_revert(target: UltralyticsTarget, force: bool, only: ModuleSpec | None = None) -> Plan:
+    """Every file revert changes, from the tree as it is now and the validated state (pure: reads only).
+
+    `only` (`revert --module NAME`): that module's nodes, file and the yamls that build it go; every
+    byte of the other modules stays, and the manifest is kept for them."""
+    specs = footprint.tree_specs(target)
+    others = tuple(s for s in specs if only is not None and s != only and _present(target, s))
+    planner = _Planner(target, journal.load_manifest(target), force, restore=not others)
+    edits = footprint.python_edits(target, (only,) if only is not None else specs)
+    for edit in reversed(edits):  # tasks.py first: it imports the files revert deletes
         planner.take_out_nodes(edit)
-    for created in footprint.CREATED_FILES:
-        for path in created.locate(target):
-            planner.delete_if_ours(path, created, by_manifest=True)
+    created = footprint.created_files(target, (only,) if only is not None else specs)
+    if only is not None:
+        created = [c for c in created if c.name == f"{only.class_name} module"]
+        yaml_row = next(c for c in footprint.CREATED_FILES if c.locate is footprint.model_yamls)
+        for path in footprint.model_yamls(target, specs):
+            if footprint.uses_module(path, only):
+                planner.delete_if_ours(path, yaml_row, by_manifest=True)
+    for row in created:
+        for path in row.locate(target):
+            planner.delete_if_ours(path, row, by_manifest=True)
     for entry in planner.recorded.values():  # named by the manifest outside the table: only when recognisably ours
         if entry.action is Action.CREATED:
             path = target.root / entry.path
-            created = footprint.created_file_for(target, path)
-            if created is not None:
-                planner.delete_if_ours(path, created, by_manifest=False)
-    return planner.result()
+            row = footprint.created_file_for(target, path)
+            if row is not None and (only is None or row in created):
+                planner.delete_if_ours(path, row, by_manifest=False)
+    return planner.result(kept_manifest=bool(others), spec=only or DEFAULT)
+
+
+def _present(target: UltralyticsTarget, spec: ModuleSpec) -> bool:
+    """The module's file is in the tree as apply writes it (a module still installed)."""
+    return any(path.is_file() and footprint.as_lf(path.read_bytes()) == spec.template_bytes() for path in footprint.module_file_row(spec).locate(target))
 
 
 class _Planner:
     """Collects a revert's steps, report rows, refusals and notes while it walks the tables."""
 
-    def __init__(self, target: UltralyticsTarget, manifest: Manifest | None, force: bool) -> None:
+    def __init__(self, target: UltralyticsTarget, manifest: Manifest | None, force: bool, restore: bool = True) -> None:
         self.target = target  # the tree
         self.manifest = manifest  # validated state, or None
         self.force = force  # --force: edited nodes and files of ours go too
         self.trusted = {  # manifest entries whose file is still exactly what apply wrote
             rel: e
             for rel, e in journal.trusted_entries(target, manifest).items()
-            if footprint.is_our_entry(target, target.root / rel, e.action)
-        }
+            if footprint.is_our_entry(target, target.root / rel, e.action) and (restore or e.action is Action.CREATED)
+        }  # another module stays (`revert --module`): no stored original is put back, our nodes go by CST
         self.recorded = {e.path: e for e in manifest.files} if manifest else {}  # every entry, trusted or not
         self.record = target.record_hashes()  # the installed wheel's RECORD hashes
         self.steps: list[FileEdit] = []
@@ -159,11 +179,12 @@ class _Planner:
             return False
         try:
             text = decode_source(planned, rel)[0]
-            return transforms.has_package_import(SourceFile.parse(text, rel))
+            src = SourceFile.parse(text, rel)
+            return any(transforms.has_package_import(src, s) for s in footprint.tree_specs(self.target) if s.file_stem == path.stem)
         except AnchorError:
             return False
 
-    def result(self) -> Plan:
+    def result(self, kept_manifest: bool = False, spec: ModuleSpec = DEFAULT) -> Plan:
         target = self.target
         dirs = [target.relative(d) for d in footprint.owned_dirs(target)]
         dirs += [d for d in (self.manifest.created_dirs if self.manifest else ()) if d not in dirs]
@@ -175,9 +196,24 @@ class _Planner:
         if self.refused:
             names = "; ".join(f"{r.rel}: {r.why}" for r in self.refused)
             refusal = f"{names} (diff above: what --force would take out); nothing changed; re-run with --force to remove our changes anyway"
-        changes = ChangeSet(target, Op.REVERT, tuple(self.steps), None, tuple(dict.fromkeys(dirs)))
-        findings = () if self.steps else tutorial.find_tutorial_install(target, module_template()).findings
+        manifest = self._kept_manifest() if kept_manifest else None
+        changes = ChangeSet(target, Op.REVERT, tuple(self.steps), manifest, tuple(dict.fromkeys(dirs)))
+        findings = () if self.steps else tutorial.find_tutorial_install(target, spec.template_bytes(), spec=spec).findings
         return Plan(changes, tuple(self.refused), refusal, tuple(notes), findings)
+
+
+    def _kept_manifest(self) -> Manifest | None:
+        """The manifest left for the modules that stay: deleted files out, edited ones as revert leaves them."""
+        if self.manifest is None:
+            return None
+        after = {s.rel: s.after for s in self.steps}
+        files = []
+        for e in self.manifest.files:
+            if e.path not in after:
+                files.append(e)
+            elif after[e.path] is not None:  # a file of ours that keeps the other modules' lines
+                files.append(replace(e, sha256_after=journal.sha256(after[e.path])))
+        return replace(self.manifest, files=tuple(files))
 
 
 def _state_mismatches(target: UltralyticsTarget, manifest: Manifest) -> list[str]:

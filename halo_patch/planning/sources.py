@@ -10,6 +10,7 @@ from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
 from halo_patch.marker import marked_source
 from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.modules import ModuleSpec
+from halo_patch.model_yaml.replace import plan_replace_yaml
 from halo_patch.planning.layout import PACKAGE_INIT, Layout, class_package, star_binds, module_path, module_template, read_file, where, with_newline
 from halo_patch.planning.options import ApplyOptions
 from halo_patch.target import UltralyticsTarget
@@ -37,9 +38,15 @@ def choose_model_yaml(target: UltralyticsTarget, options: ApplyOptions = ApplyOp
     line) is kept: ours is then <stem>-HaloAttention-halo-patch.yaml (Ultralytics finds yamls by bare
     name, so the two must differ). A file we wrote and the user edited since is refused at apply."""
     spec = options.module
-    model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, module=spec)
+
+    def plan(suffix: str | None = None) -> model_yaml.YamlPlan:
+        if options.replace is not None:
+            return plan_replace_yaml(target, options.base, options.replace, options.args, spec, suffix)
+        return model_yaml.plan_model_yaml(target, options.base, options.after, options.args, suffix, spec)
+
+    model = plan()
     if any(not p.read_bytes().startswith(ownership.SEAL_PREFIX) for p in target.package_dir.rglob(model.path.name) if p.is_file()):
-        model = model_yaml.plan_model_yaml(target, options.base, options.after, options.args, spec.adopt_suffix, spec)
+        model = plan(spec.adopt_suffix)
     return model
 
 
@@ -58,7 +65,7 @@ def new_tasks_source(
     package = class_package(layout)
     pristine = not transforms.has_class_import(src, package, spec) and not _has_our_branch(src, spec)
     star = star_binds(target, spec)
-    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package), package, spec, star), spec)
+    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package, spec.class_name), package, spec, star), spec)
     if edited is src:  # nothing to change: skip codegen, the slowest step
         return source, pristine
     result = edited.code
@@ -78,7 +85,7 @@ def new_package_init(source: str | None, label: str, user_modules: frozenset[str
     """Addmodules/__init__.py with our import (created when missing), without imports of the user's module."""
     if source is None:
         return PACKAGE_INIT + marked_source(spec.package_import)
-    src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True)
+    src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True, name=spec.class_name)
     return transforms.add_package_import(src, spec).code
 
 
@@ -103,45 +110,47 @@ def yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, newline: 
             f"{where(target, model.path)}: {target.relative(clash[0])} has the same name, and Ultralytics finds "
             "model yamls by name; expected a unique name: rename your base yaml"
         )
-    what = f"model yaml, {model.module.class_name} at layer {', '.join(str(i.index) for i in model.inserted)}"
+    where_ = ", ".join(str(i.index) for i in model.inserted)
+    what = f"model yaml, {model.module.class_name} {'in place of' if 'replaced' in model.inserted[0].after_module else 'at'} layer {where_}"
     return FileChange(model.path, before, after, what, True)
 
 
-def refuse_tutorial(target: UltralyticsTarget, install: tutorial.TutorialInstall) -> AdoptError:
+def refuse_tutorial(target: UltralyticsTarget, install: tutorial.TutorialInstall, spec: ModuleSpec = MODULE) -> AdoptError:
     """The one-line refusal of apply (without --adopt) on a tree with a hand-made install."""
     first = install.modules[0].path if install.modules else target.root / install.findings[0].path
+    adopt = "--adopt" if not spec.is_user else f"--module ... --adopt"
     return AdoptError(
-        f"{first}: a {MODULE.class_name} installed by hand is already there (listed above); "
-        f"run `halo-patch apply --adopt` to put halo-patch's {MODULE.class_name} in its place (your files are kept), "
+        f"{first}: a {spec.class_name} installed by hand is already there (listed above); "
+        f"run `halo-patch apply {adopt}` to put halo-patch's {spec.class_name} in its place (your files are kept), "
         "or undo your edits first",
         install.findings,
     )
 
 
-def check_adoptable(target: UltralyticsTarget, install: tutorial.TutorialInstall, layout: Layout) -> None:
+def check_adoptable(target: UltralyticsTarget, install: tutorial.TutorialInstall, layout: Layout, spec: ModuleSpec = MODULE) -> None:
     """Refuse (AdoptError) what --adopt cannot take over without breaking the user's tree."""
-    ours = module_path(target, layout)
+    ours = module_path(target, layout, spec)
     for module in install.modules:
         if module.path == ours:
             raise AdoptError(
-                f"{module.path}: your own {MODULE.class_name} sits where halo-patch writes its module; "
+                f"{module.path}: your own {spec.class_name} sits where halo-patch writes its module; "
                 "rename the file (and its import in Addmodules/__init__.py), then run apply --adopt again",
                 install.findings,
             )
         if module.other_classes:
             raise AdoptError(
                 f"{module.path}: also defines {', '.join(module.other_classes)}, which --adopt would stop importing "
-                f"with your {MODULE.class_name}; move them to their own file (and import that), then run apply --adopt again",
+                f"with your {spec.class_name}; move them to their own file (and import that), then run apply --adopt again",
                 install.findings,
             )
 
 
-def refuse_other_layout(target: UltralyticsTarget, layout: Layout) -> None:
+def refuse_other_layout(target: UltralyticsTarget, layout: Layout, spec: ModuleSpec = MODULE) -> None:
     other = Layout.ADDMODULES if layout is Layout.MODULES else Layout.MODULES
-    path = module_path(target, other)
-    if path.is_file() and path.read_bytes() == module_template():
+    path = module_path(target, other, spec)
+    if path.is_file() and path.read_bytes().replace(b"\r\n", b"\n") == module_template(spec):
         raise HaloPatchError(
-            f"{path}: {MODULE.class_name} is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
+            f"{path}: {spec.class_name} is applied with --layout {other}; run `halo-patch revert` first, then apply --layout {layout}"
         )
 
 
@@ -155,8 +164,8 @@ def addmodules_init_change(target: UltralyticsTarget, user: frozenset[str], keep
         after = new_package_init(text, label, user, spec)
         pristine = text is None or not transforms.has_package_import(SourceFile.parse(text, label), spec)
         return path, encode_source(after, bom), "Addmodules package import", pristine
-    after = drop_package_imports(SourceFile.parse(text, label), user, keep_export=False).code
-    return path, encode_source(after, bom), f"Addmodules: your {MODULE.class_name} no longer imported", True
+    after = drop_package_imports(SourceFile.parse(text, label), user, keep_export=False, name=spec.class_name).code
+    return path, encode_source(after, bom), f"Addmodules: your {spec.class_name} no longer imported", True
 
 
 def modules_init_change(target: UltralyticsTarget, spec: ModuleSpec = MODULE):

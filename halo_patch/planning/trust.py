@@ -20,6 +20,7 @@ from halo_patch import footprint, journal, tutorial
 from halo_patch.errors import ForeignJournal, HaloPatchError
 from halo_patch.journal import Op
 from halo_patch.marker import unmarked
+from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.planning.layout import Layout, detect_layout, module_template, where
 from halo_patch.planning.sources import new_package_init, new_tasks_source
 from halo_patch.target import UltralyticsTarget
@@ -33,21 +34,21 @@ def _stripped(edit: footprint.PythonEdit, data: bytes) -> bytes:
     return footprint.strip_ours(edit, data, edit.name)[0]
 
 
-def _applied(target: UltralyticsTarget, path: Path, original: bytes) -> bytes | None:
-    """What apply writes over `original` at `path` (a Python file it edits), from the tree as it is."""
+def _applied(target: UltralyticsTarget, path: Path, original: bytes, spec: ModuleSpec = DEFAULT) -> bytes | None:
+    """What apply (of `spec`) writes over `original` at `path` (a Python file it edits), from the tree as it is."""
     label = where(target, path)
     text, bom = decode_source(original, label)
     layout = detect_layout(target)
-    user = tutorial.find_tutorial_install(target, module_template()).user_modules
+    user = tutorial.find_tutorial_install(target, module_template(spec), spec=spec).user_modules
     if path == target.tasks_py:
-        out = new_tasks_source(target, text, layout, user)[0]
+        out = new_tasks_source(target, text, layout, user, spec=spec)[0]
     elif path == target.addmodules_init:
         if layout is Layout.ADDMODULES:
-            out = new_package_init(text, label, user)
+            out = new_package_init(text, label, user, spec)
         else:
-            out = drop_package_imports(SourceFile.parse(text, label), user, keep_export=False).code
+            out = drop_package_imports(SourceFile.parse(text, label), user, keep_export=False, name=spec.class_name).code
     elif path == target.modules_init:
-        out = add_modules_export(SourceFile.parse(text, label)).code
+        out = add_modules_export(SourceFile.parse(text, label), spec).code
     else:
         return None
     return encode_source(out, bom)
@@ -68,8 +69,11 @@ def is_our_original(target: UltralyticsTarget, path: Path, current: bytes, origi
     try:
         if _stripped(edit, current) == original:
             return True
-        applied = _applied(target, path, original)
-        return applied is not None and (applied == current or _without_marks(applied, edit.name) == current)
+        for spec in footprint.tree_specs(target):
+            applied = _applied(target, path, original, spec)
+            if applied is not None and (applied == current or _without_marks(applied, edit.name) == current):
+                return True
+        return False
     except HaloPatchError:
         return False
 

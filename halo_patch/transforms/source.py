@@ -14,6 +14,7 @@ from libcst.helpers import get_full_name_for_node
 from halo_patch.errors import AnchorError, NotPythonError
 from halo_patch.marker import is_marked, mark, unmark
 from halo_patch.modules import DEFAULT
+from halo_patch.safe_read import check_python_nesting
 
 CLASS_NAME = DEFAULT.class_name  # the default module's names (the transforms take a spec for others)
 MODULES_IMPORT = "ultralytics.nn.modules"  # the anchor import in tasks.py
@@ -62,6 +63,7 @@ class SourceFile:
 
     @classmethod
     def parse(cls, source: str, where: str) -> SourceFile:
+        check_python_nesting(source, where)  # libcst would crash (SIGSEGV) on a 100 000-deep expression
         try:
             return cls(cst.parse_module(source), where)
         except cst.ParserSyntaxError as exc:

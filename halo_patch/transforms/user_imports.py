@@ -11,7 +11,7 @@ from halo_patch.transforms.source import ADDMODULES, CLASS_NAME, ImportLine, Sou
 from halo_patch.transforms.tasks_import import TASKS_PACKAGE
 
 
-def drop_package_imports(src: SourceFile, user_modules: frozenset[str], keep_export: bool) -> SourceFile:
+def drop_package_imports(src: SourceFile, user_modules: frozenset[str], keep_export: bool, name: str = CLASS_NAME) -> SourceFile:
     """Addmodules/__init__.py without its imports of `user_modules` (absolute names); without the
     `__all__` entry too unless our class is exported from here (`keep_export`)."""
     out = src
@@ -20,10 +20,10 @@ def drop_package_imports(src: SourceFile, user_modules: frozenset[str], keep_exp
         if line is None:
             break
         out = _without_line(out, line.index)
-    return out if keep_export else without_all_entry(out, CLASS_NAME)
+    return out if keep_export else without_all_entry(out, name)
 
 
-def drop_tasks_imports(src: SourceFile, user_modules: frozenset[str], keep_module: str) -> SourceFile:
+def drop_tasks_imports(src: SourceFile, user_modules: frozenset[str], keep_module: str, name: str = CLASS_NAME) -> SourceFile:
     """tasks.py with at most one import binding HaloAttention, from `keep_module`.
 
     Imports of the user's module files go; a star import of the Addmodules package stays, and with
@@ -33,17 +33,17 @@ def drop_tasks_imports(src: SourceFile, user_modules: frozenset[str], keep_modul
     while True:
         lines = import_lines(out, TASKS_PACKAGE)
         star = keep_module == ADDMODULES and any(l.module == ADDMODULES and l.names is None for l in lines)
-        kept = None if star else next((l for l in lines if l.module == keep_module and l.names and CLASS_NAME in l.names), None)
-        drop = next((l for l in lines if l is not kept and _binds(l, user_modules)), None)
+        kept = None if star else next((l for l in lines if l.module == keep_module and l.names and name in l.names), None)
+        drop = next((l for l in lines if l is not kept and _binds(l, user_modules, name)), None)
         if drop is None:
             return out
-        out = _without_line(out, drop.index) if drop.names is None else without_name(out, drop, CLASS_NAME)
+        out = _without_line(out, drop.index) if drop.names is None else without_name(out, drop, name)
 
 
-def _binds(line: ImportLine, user_modules: frozenset[str]) -> bool:
+def _binds(line: ImportLine, user_modules: frozenset[str], name: str = CLASS_NAME) -> bool:
     if line.names is None:
         return line.module in user_modules
-    return CLASS_NAME in line.names
+    return name in line.names
 
 
 def _without_line(src: SourceFile, index: int) -> SourceFile:

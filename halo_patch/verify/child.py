@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 from typing import Generator, Iterable, Iterator, Optional
 
-from halo_patch.modules import DEFAULT
 from halo_patch.target import UltralyticsTarget
 from halo_patch.verify.interpreter import Interpreter, child_env
 from halo_patch.verify.options import FAILED, Options, Step
@@ -40,7 +39,7 @@ def run_checks(
     copy_checks(paths["checks"])
     config = {
         "package_dir": str(target.package_dir.resolve()),
-        "module": {"class_name": DEFAULT.class_name, "channels": DEFAULT.channels.value},
+        "module": {"class_name": options.module.class_name, "channels": options.module.channels.value},
         "imgsz": options.imgsz,
         "device": options.device,
         "export": options.export,

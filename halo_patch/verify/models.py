@@ -132,8 +132,10 @@ def _unknown_base(target: UltralyticsTarget, base: str, known: list[str]) -> str
     )
 
 
-def plan_models(target: UltralyticsTarget, bases: tuple[str, ...], scales: tuple[str, ...]) -> list[ModelSpec]:
-    """Every model to build, yaml by yaml, scale by scale."""
+def plan_models(target: UltralyticsTarget, bases: tuple[str, ...], scales: tuple[str, ...], module=None) -> list[ModelSpec]:
+    """Every model to build, yaml by yaml, scale by scale (`module`: a user module's yamls, `verify --module`)."""
+    if module is not None and module.is_user:
+        return _user_models(target, module, scales)
     specs: list[ModelSpec] = []
     for path in select(target, bases):
         base, task = base_name(path), guess_task(path) if path.is_file() else "detect"
@@ -163,3 +165,23 @@ def parse_bases(value: Optional[str]) -> tuple[str, ...]:
         if name not in bases:
             bases.append(name)
     return tuple(bases)
+
+
+def _user_models(target: UltralyticsTarget, module, scales: tuple[str, ...]) -> list[ModelSpec]:
+    """Every sealed yaml that builds a user module (stacked ones too), at each scale; built without a
+    plain comparison (a replaced layer or another module changes the graph on purpose)."""
+    from halo_patch import footprint
+
+    paths = [p for p in footprint.model_yamls(target) if footprint.uses_module(p, module) and ownership.is_sealed(p.read_bytes(), p)]
+    if not paths:
+        raise HaloPatchError(f"--module {module.class_name}: apply wrote no yaml that builds it under {models_dir(target)}; run halo-patch apply --module first")
+    specs: list[ModelSpec] = []
+    for path in paths:
+        task = guess_task(path)
+        for scale in scales:
+            name = with_scale(path.name, scale)
+            if name is None:
+                specs.append(ModelSpec(path.stem, path.name, path, path.stem, None, None, task))
+                break
+            specs.append(ModelSpec(name[: -len(".yaml")], name, path, path.stem, scale, None, task))
+    return specs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from halo_patch.modules import DEFAULT, ModuleSpec
+
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -21,6 +23,7 @@ class Options:
     train: bool
     export: Optional[str]
     bases: tuple[str, ...] = ()  # --base: only these bases' yamls; () = every yaml apply wrote
+    module: ModuleSpec = DEFAULT  # --module: the module whose yamls are checked
 
 
 @dataclass

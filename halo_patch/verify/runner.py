@@ -8,8 +8,10 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from halo_patch.tree_status import ABSENT, DRIFTED, StatusReport, check_status
-from halo_patch.modules import DEFAULT
+from dataclasses import replace
+
+from halo_patch.tree_status import ABSENT, DRIFTED, StatusReport, check_status, is_module_row
+from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.target import UltralyticsTarget
 from halo_patch.verify.child import run_checks
 from halo_patch.verify.interpreter import Interpreter, make_workdir
@@ -23,7 +25,7 @@ def run_steps(
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True, disable=quiet) as progress:
         task = progress.add_task(steps[0].label, total=len(steps))
-        check_patch_status(target, steps[0])
+        check_patch_status(target, steps[0], options.module)
         progress.advance(task)
         if steps[0].result != PASSED:
             for step in steps[1:]:
@@ -40,21 +42,23 @@ def run_steps(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def check_patch_status(target: UltralyticsTarget, step: Step) -> None:
-    """Step 1, here and without torch: every change present and as apply wrote it."""
+def check_patch_status(target: UltralyticsTarget, step: Step, module: ModuleSpec = DEFAULT) -> None:
+    """Step 1, here and without torch: every change present and as apply wrote it (a user module's own rows)."""
     start = time.perf_counter()
     status = check_status(target)
+    if module.is_user:
+        status = replace(status, changes=tuple(c for c in status.changes if is_module_row(c, module)))
     step.seconds = round(time.perf_counter() - start, 3)
     step.data = {"changes": [{"change": c.change, "path": c.path, "state": c.state, "detail": c.detail} for c in status.changes]}
     if status.fully_applied:
         step.result, step.detail = PASSED, f"all {len(status.changes)} changes applied, none drifted"
     elif status.nothing_applied and not status.hand_made_in_use:
-        step.result, step.detail = FAILED, f"{DEFAULT.class_name} is not applied to {target.package_dir}; run halo-patch apply"
+        step.result, step.detail = FAILED, f"{module.class_name} is not applied to {target.package_dir}; run halo-patch apply"
     else:
         missing = "; ".join(f"{c.change} {c.state} in {c.path}" + (f" ({c.detail})" if c.detail else "") for c in status.missing)
         missing = missing or "; ".join(status.notes)  # every change there, but an interrupted run or an untrusted state dir
         step.result = FAILED
-        step.detail = f"{DEFAULT.class_name} is only partly applied to {target.package_dir}: {missing}; {advice(status)}"
+        step.detail = f"{module.class_name} is only partly applied to {target.package_dir}: {missing}; {advice(status)}"
 
 
 def advice(status: StatusReport) -> str:

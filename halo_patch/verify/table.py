@@ -19,7 +19,7 @@ TRACEBACK_LINES = 24  # of a failed step's traceback, printed under the table
 _STYLE = {PASSED: "green", FAILED: "red", SKIPPED: "yellow"}
 
 
-def verdict_line(target: UltralyticsTarget, steps: list[Step], failed: list[Step]) -> str:
+def verdict_line(target: UltralyticsTarget, steps: list[Step], failed: list[Step], name: str = DEFAULT.class_name) -> str:
     if failed:
         first = failed[0]
         more = f" (and {len(failed) - 1} more failed steps)" if len(failed) > 1 else ""
@@ -28,7 +28,7 @@ def verdict_line(target: UltralyticsTarget, steps: list[Step], failed: list[Step
     note = f" ({', '.join(f'{s.label} skipped: {s.detail}' for s in skipped)})" if skipped else ""
     env = next((s.data for s in steps if s.id == "import"), {})
     where = f" with python {env.get('python_version')}, torch {env.get('torch')} on {env.get('device_name')}" if env else ""
-    return f"[green]verify passed[/]: {DEFAULT.class_name} works in Ultralytics {target.version} at {target.package_dir}{where}{note}"
+    return f"[green]verify passed[/]: {name} works in Ultralytics {target.version} at {target.package_dir}{where}{note}"
 
 
 def print_tracebacks(console: Console, failed: list[Step]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -79,11 +78,9 @@ def print_report(
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
-def write_json(
-    path: Path, target: UltralyticsTarget, src: Path, out: Path, result: dict[str, Any], pythonpath: Path | None
-) -> None:
-    data = {
+def json_data(target: UltralyticsTarget, src: Path, out: Path, result: dict[str, Any], pythonpath: Path | None) -> dict:
+    """The `--json` report: the table's facts and the command to run next."""
+    return {
         "target": str(target.package_dir), "ultralytics": target.version, "source": str(src), "output": str(out),
         **result, "next": next_command(out, result, pythonpath),
     }
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

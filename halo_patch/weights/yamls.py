@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from halo_patch import footprint, ownership
 from halo_patch.errors import HaloPatchError
+from halo_patch.modules import SPECS  # the built-in modules: weights carries HaloAttention yamls only
 from halo_patch.model_yaml import ADOPT_SUFFIX, SUFFIX, name_for_build, plan_model_yaml
 from halo_patch.model_yaml.bases import models_dir, read_model
 from halo_patch.model_yaml.channels import read_scales
@@ -94,7 +95,7 @@ def read_candidate(target: UltralyticsTarget, path: Path, option: str = "--yaml"
 def find_candidates(target: UltralyticsTarget) -> list[Candidate]:
     """Every yaml apply wrote in the target that it would write again."""
     out = []
-    for path in footprint.model_yamls(target):
+    for path in footprint.model_yamls(target, SPECS):
         try:
             out.append(read_candidate(target, path))
         except HaloPatchError:
@@ -114,12 +115,12 @@ def resolve_yaml(target: UltralyticsTarget, spec: str) -> tuple[Candidate, Optio
         cand = read_candidate(target, path)
     else:
         name = UNIFIED.sub(r"\1\3", stem) + ".yaml"
-        found = [p for p in footprint.model_yamls(target) if p.name in (name, f"{stem}.yaml")]
+        found = [p for p in footprint.model_yamls(target, SPECS) if p.name in (name, f"{stem}.yaml")]
         if len(found) > 1:
             shown = ", ".join(_shown(target, p) for p in found)
             raise HaloPatchError(f"--yaml {spec}: several yamls have that name ({shown}); pass one of them as a path")
         if not found:
-            made = ", ".join(p.name for p in footprint.model_yamls(target) if ownership.is_sealed(p.read_bytes(), p)) or "none"
+            made = ", ".join(p.name for p in footprint.model_yamls(target, SPECS) if ownership.is_sealed(p.read_bytes(), p)) or "none"
             raise HaloPatchError(
                 f"--yaml {spec}: halo-patch apply wrote no such yaml in {models_dir(target)} (it wrote: {made}); "
                 "`halo-patch apply --base NAME` writes one"

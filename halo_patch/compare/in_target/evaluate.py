@@ -25,19 +25,31 @@ def evaluate(config, best):
     metrics = yolo.val(validator=validator, **val_args)
     values = {k: float(v) for k, v in metrics.results_dict.items() if k != "fitness"}
     names = getattr(metrics, "names", None) or yolo.names
-    box = metrics.box
-    per_class = {}
-    for i, c in enumerate(getattr(box, "ap_class_index", [])):
-        per_class[str(names[int(c)])] = {"AP50-95": float(box.ap[i]), "AP50": float(box.ap50[i])}
     return {
         "metrics": values,
-        "per_class": per_class,
+        "per_class": per_class(metrics, names),
         "images": sink[0] if sink else [],
         "speed_ms": {k: float(v) for k, v in (getattr(metrics, "speed", None) or {}).items()},
         "params": int(sum(p.numel() for p in yolo.model.parameters())),
         "gflops": flops(yolo.model, args["imgsz"]),
         "latency_ms": latency(yolo.model, args["imgsz"], device),
     }
+
+
+# the results the task's headline metric is about (Ultralytics' TASK2METRIC: mAP50-95(M) for segment, (P) for pose):
+# the attribute of the task's metrics object, and the key of its true-positive matrix in the validation stats
+TASK_RESULTS = (("seg", "tp_m"), ("pose", "tp_p"), ("box", "tp"))
+
+
+def per_class(metrics, names):
+    """AP per class with validation instances (ap_class_index), of the mask / pose results where the task has
+    them, else the box results; classes without instances are left out, not filled with the overall mAP."""
+    part = next((getattr(metrics, a) for a, _ in TASK_RESULTS if getattr(metrics, a, None) is not None), None)
+    out = {}
+    index = getattr(part, "ap_class_index", None)
+    for i, c in enumerate(index if index is not None else []):
+        out[str(names[int(c)])] = {"AP50-95": float(part.ap[i]), "AP50": float(part.ap50[i])}
+    return out
 
 
 def keeping_validator(base, sink):
@@ -52,14 +64,16 @@ def keeping_validator(base, sink):
 
 
 def per_image(validator):
-    """[{"det": [[conf, cls, tp bit mask over the 10 IoU thresholds], ...], "gt": [cls, ...]}] in validation order."""
+    """[{"det": [[conf, cls, tp bit mask over the 10 IoU thresholds], ...], "gt": [cls, ...]}] in validation order;
+    the masks / keypoints' matches (tp_m / tp_p) for segment and pose, so the bootstrap is about the headline metric."""
     stats = getattr(getattr(validator, "metrics", None), "stats", None)
     if not (isinstance(stats, dict) and "tp" in stats):
         stats = getattr(validator, "stats", None)  # older releases keep them on the validator
     if not (isinstance(stats, dict) and "tp" in stats):
         return []
+    key = next(k for _, k in TASK_RESULTS if k in stats)  # mask / pose matches where the task has them
     images = []
-    for tp, conf, pred_cls, target_cls in zip(stats["tp"], stats["conf"], stats["pred_cls"], stats["target_cls"]):
+    for tp, conf, pred_cls, target_cls in zip(stats[key], stats["conf"], stats["pred_cls"], stats["target_cls"]):
         tp, conf, pred_cls, target_cls = (to_list(x) for x in (tp, conf, pred_cls, target_cls))
         dets = [[float(c), int(k), sum(1 << j for j, hit in enumerate(row) if hit)] for c, k, row in zip(conf, pred_cls, tp)]
         images.append({"det": dets, "gt": [int(k) for k in target_cls]})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .common import CheckFailed, class_name, halo_layers, layer_names, main_size, tensors
+from .common import CheckFailed, channels_rule, class_name, halo_layers, layer_names, main_size, tensors
 
 FLOPS_IMGSZ = 640  # GFLOPs are reported at 640, the size Ultralytics' own tables use (224 for classify)
 
@@ -29,7 +29,7 @@ def run(ctx, model):
     for i, layer in layers:
         source = i - 1 if layer.f == -1 else layer.f  # HaloAttention reads one input
         c_in, c_out = shapes[source][0][1], shapes[i][0][1]
-        if c_in != c_out:
+        if c_in != c_out and channels_rule() == "same":
             raise CheckFailed(f"{class_name()} at layer {i} maps {c_in} -> {c_out} channels; expected {c_in} -> {c_in}")
         channels.append(c_in)
     flops_size = FLOPS_IMGSZ if task != "classify" else main_size(task, 640)

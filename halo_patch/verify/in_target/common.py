@@ -9,6 +9,11 @@ from pathlib import Path
 MODULE = {"class_name": "", "channels": "same"}  # the module verify checks: set from the config by main()
 
 
+def channels_rule():
+    """same | out | none: the module's channel rule (only `same` keeps the shape)."""
+    return MODULE["channels"]
+
+
 def class_name():
     """The class of the layers apply inserted (the module spec's, sent in the config)."""
     return MODULE["class_name"]
