@@ -33,6 +33,10 @@ class StateError(HaloPatchError):
     """The state dir holds something halo-patch did not write (bad JSON, a path out of the tree, ...)."""
 
 
+class ForeignJournal(StateError):
+    """journal.json holds a step apply or revert does not make: the interrupted run is not finished."""
+
+
 class ConflictError(HaloPatchError):
     """A file changed between planning and writing it (another program wrote it meanwhile)."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from halo_patch import ownership, transforms
 from halo_patch.planning import layout
@@ -33,7 +33,7 @@ class Node:
     """One edit of ours in a Python file: its name in status, whether it is there, how it goes."""
 
     name: str
-    present: Callable[[SourceFile, layout.Layout], bool]  # status: applied (else absent)
+    present: Callable[[SourceFile, layout.Layout, UltralyticsTarget], bool]  # status: applied (else absent)
     remove: Callable[..., Removal]  # called as remove(src, force=...): our node out, or found edited
     layouts: tuple[layout.Layout, ...] = tuple(layout.Layout)  # the layouts status shows it for
 
@@ -58,7 +58,8 @@ class CreatedFile:
 
     name: str
     locate: Callable[[UltralyticsTarget], Iterable[Path]]
-    is_ours: Callable[[bytes], bool]
+    is_ours: Callable[[Path, bytes], bool]  # these bytes, at this path, are exactly what apply writes
+    was_ours: Callable[[Path, bytes], bool] | None = None  # also what an earlier release wrote (with a manifest entry)
 
 
 PYTHON_EDITS: list[PythonEdit] = []
@@ -78,6 +79,10 @@ def register_owned_dir(locate: Callable[[UltralyticsTarget], Path]) -> None:
     OWNED_DIRS.append(locate)
 
 
+def _yaml_patterns(specs: tuple[ModuleSpec, ...]) -> list[str]:
+    return [f"*/*{suffix}.yaml" for spec in specs for suffix in (spec.yaml_suffix, spec.adopt_suffix)]
+
+
 def model_yamls(target: UltralyticsTarget, specs: tuple[ModuleSpec, ...] | None = None) -> list[Path]:
     """Files named like a yaml apply writes (`<stem>-HaloAttention.yaml`, or after --adopt
     `<stem>-HaloAttention-halo-patch.yaml`) in cfg/models/<dir>/; ours only while sealed."""
@@ -85,8 +90,15 @@ def model_yamls(target: UltralyticsTarget, specs: tuple[ModuleSpec, ...] | None 
     if not models.is_dir():
         return []
     specs = tree_specs(target) if specs is None else specs
-    names = [f"*/*{suffix}.yaml" for spec in specs for suffix in (spec.yaml_suffix, spec.adopt_suffix)]
-    return sorted({p for pattern in names for p in models.glob(pattern)})
+    return sorted({p for pattern in _yaml_patterns(specs) for p in models.glob(pattern)})
+
+
+def is_model_yaml_path(target: UltralyticsTarget, path: Path) -> bool:
+    """Whether `path` (existing or not) is named like a yaml apply writes, in cfg/models/<dir>/."""
+    if path.parent.parent != target.models_dir:
+        return False
+    rel = PurePosixPath(path.parent.name, path.name)
+    return any(rel.match(pattern) for pattern in _yaml_patterns(tree_specs(target)))
 
 
 def uses_module(path: Path, spec: ModuleSpec) -> bool:
@@ -105,32 +117,32 @@ def python_edit_rows(specs: tuple[ModuleSpec, ...]) -> list[PythonEdit]:
     for spec in specs:
         exports.append(Node(
             _label(spec, "nn/modules export"),
-            lambda src, _, s=spec: transforms.has_modules_export(src, s),
+            lambda src, *_, s=spec: transforms.has_modules_export(src, s),
             lambda src, force=False, s=spec: transforms.remove_modules_export(src, force, s),
             MODULES,
         ))
         imports.append(Node(
             _label(spec, "Addmodules import"),
-            lambda src, _, s=spec: transforms.has_package_import(src, s),
+            lambda src, *_, s=spec: transforms.has_package_import(src, s),
             lambda src, force=False, s=spec: transforms.remove_package_import(src, force, s),
             ADDMODULES,
         ))
         tasks += [
             Node(
                 _label(spec, "tasks.py import"),
-                lambda src, chosen, s=spec: transforms.binds_class(src, layout.class_package(chosen), s),
+                lambda src, chosen, target, s=spec: transforms.binds_class(src, layout.class_package(chosen), s, layout.star_binds(target, s)),
                 lambda src, force=False, s=spec: transforms.remove_class_import(src, transforms.ADDMODULES, force, s),
                 ADDMODULES,
             ),
             Node(
                 _label(spec, "tasks.py import"),
-                lambda src, chosen, s=spec: transforms.binds_class(src, layout.class_package(chosen), s),
+                lambda src, chosen, target, s=spec: transforms.binds_class(src, layout.class_package(chosen), s, layout.star_binds(target, s)),
                 lambda src, force=False, s=spec: transforms.remove_class_import(src, transforms.MODULES_IMPORT, force, s),
                 MODULES,
             ),
             Node(
                 _label(spec, "parse_model branch"),
-                lambda src, _, s=spec: transforms.has_branch(src, s),
+                lambda src, *_, s=spec: transforms.has_branch(src, s),
                 lambda src, force=False, s=spec: transforms.remove_branch(src, force, s),
             ),
         ]
@@ -145,7 +157,7 @@ def module_file_row(spec: ModuleSpec) -> CreatedFile:
     return CreatedFile(
         f"{spec.class_name} module",
         lambda t: [layout.module_path(t, each, spec) for each in layout.Layout],
-        lambda b: as_lf(b) == layout.module_template(spec),
+        lambda _, b: as_lf(b) == layout.module_template(spec),
     )
 
 
@@ -153,7 +165,9 @@ for _edit in python_edit_rows(SPECS):
     register_python_edit(_edit)
 for _spec in SPECS:
     register_created_file(module_file_row(_spec))
-register_created_file(CreatedFile("model yaml", model_yamls, ownership.is_sealed))
+register_created_file(
+    CreatedFile("model yaml", model_yamls, lambda p, b: ownership.is_sealed_as(b, p), lambda p, b: ownership.is_sealed(b, p))
+)
 register_owned_dir(lambda t: t.addmodules_dir)
 register_owned_dir(lambda t: t.custom_models_dir)
 
@@ -213,7 +227,12 @@ def python_edit_for(target: UltralyticsTarget, path: Path, specs: tuple[ModuleSp
 
 
 def created_file_for(target: UltralyticsTarget, path: Path) -> CreatedFile | None:
-    return next((c for c in created_files(target) if path in list(c.locate(target))), None)
+    """The kind of file apply creates at `path` (which need not exist yet), or None."""
+    rows = created_files(target)
+    found = next((c for c in rows if path in list(c.locate(target))), None)
+    if found is None and is_model_yaml_path(target, path):
+        found = next((c for c in rows if c.locate is model_yamls), None)
+    return found
 
 
 def owned_dirs(target: UltralyticsTarget) -> list[Path]:
@@ -233,4 +252,4 @@ def is_our_entry(target: UltralyticsTarget, path: Path, action: Action) -> bool:
     if python_edit_for(target, path) is not None:
         return True
     data = read_regular(path)
-    return action is Action.CREATED and data is not None and any(c.is_ours(data) for c in created_files(target))
+    return action is Action.CREATED and data is not None and any((c.was_ours or c.is_ours)(path, data) for c in created_files(target))

@@ -70,7 +70,9 @@ def print_waiting(console: Console, target: UltralyticsTarget) -> None:
     console.print(f"[yellow]another halo-patch is running on {escape(str(target.package_dir))}; waiting for it to end[/]")
 
 
-def print_recovered(console: Console, op: str | None) -> None:
+def print_recovered(console: Console, op: str | None, warning: str = "") -> None:
+    if warning:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
     if op is not None:
         console.print(f"[yellow]Finished the interrupted {op}[/] (from the journal in the state dir).")
 

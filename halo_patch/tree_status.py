@@ -149,7 +149,7 @@ def check_status(target: UltralyticsTarget) -> StatusReport:
         nodes = [n for n in edit.nodes if layout in n.layouts]
         src = (tasks if path == target.tasks_py else _parse(target, path)) if nodes else None
         for node in nodes:
-            present = lambda s, node=node: node.present(s, layout)  # noqa: E731
+            present = lambda s, node=node: node.present(s, layout, target)  # noqa: E731
             rows.append(_python_change(target, node.name, path, src, present, node.remove, unchanged))
     rows += _model_yaml_changes(target, manifest)
     if pending is not None:
@@ -179,7 +179,7 @@ def _model_yaml_changes(target: UltralyticsTarget, manifest: journal.Manifest | 
     records, and each sealed one on disk (found without the state dir). A recorded yaml that lost
     its seal was edited; one that is gone is absent. Nothing written yet: the default base's row."""
     recorded = {e.path for e in manifest.files if e.action is Action.CREATED and e.path.endswith(".yaml")} if manifest else set()
-    sealed = {target.relative(p) for p in footprint.model_yamls(target) if ownership.is_sealed(footprint.read_regular(p) or b"")}
+    sealed = {target.relative(p) for p in footprint.model_yamls(target) if ownership.is_sealed_as(footprint.read_regular(p) or b"", p)}
     rows = []
     for rel in sorted(recorded | sealed):
         path = target.root / rel

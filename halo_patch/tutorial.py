@@ -106,7 +106,7 @@ def find_tutorial_install(
     findings += [Finding("Addmodules import", target.relative(init), _render(init_src, l.index), True) for l in init_lines]
     findings += [Finding("tasks.py import", target.relative(target.tasks_py), _render(tasks, l.index), True) for l in tasks_lines]
     branch = _branch(tasks, spec) if tasks is not None else None
-    if branch is not None and (not branch.ours or modules):  # our exact form alone is no sign of a hand-made install
+    if branch is not None and (not branch.marked or modules):  # our marked branch (edited or not) is no sign of a hand-made install
         verdict = "builds it as halo-patch does (reused)" if branch.equivalent else "builds it with other arguments than halo-patch's"
         findings.append(Finding("parse_model branch", target.relative(target.tasks_py), f"`{branch.header}` {verdict}", not branch.equivalent))
     findings += [Finding("model yaml", target.relative(p), f"uses {name}; kept as it is", False) for p in user_yamls(target, created, name)]

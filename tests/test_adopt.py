@@ -127,13 +127,13 @@ def test_tutorial_install_is_named_refused_adopted_and_reverted(name: str, tree:
     assert tree_hashes(tree)[user_yaml.relative_to(tree).as_posix()] == pristine[user_yaml.relative_to(tree).as_posix()]
 
     init = _lines(package / "nn/Addmodules/__init__.py")
-    assert init == ["from .CBAM import *", "from .halo_attention import HaloAttention"]
+    assert init == ["from .CBAM import *", "from .halo_attention import HaloAttention  # halo-patch"]
     tasks = _lines(package / "nn/tasks.py")
     halo_imports = [l for l in tasks if l.startswith("from ") and ("HaloAttention" in l or l.endswith("Addmodules import *"))]
     expected_import = {
         "is": ["from ultralytics.nn.Addmodules import *"],
         "set": ["from .Addmodules import *"],
-        "tuple": ["from ultralytics.nn.Addmodules import HaloAttention"],
+        "tuple": ["from ultralytics.nn.Addmodules import HaloAttention  # halo-patch"],
     }[name]
     assert halo_imports == expected_import
     assert sum("HaloAttention" in l and l.lstrip().startswith(("if m", "elif m")) for l in tasks) == 1
@@ -204,17 +204,17 @@ def test_other_tutorial_modules_are_untouched(layout: str, tree: Path) -> None:
     after = tree_hashes(tree)
     changed = {p for p in after if after[p] != pristine.get(p) and not p.startswith(".halo-patch")}
     tasks = _lines(package / "nn/tasks.py")
-    assert CBAM_BRANCH.splitlines()[0] in tasks and "        elif m is HaloAttention:" in tasks
+    assert CBAM_BRANCH.splitlines()[0] in tasks and "        elif m is HaloAttention:  # halo-patch" in tasks
     common = {"ultralytics/nn/tasks.py", "ultralytics/cfg/models/11/yolo11-HaloAttention.yaml"}
     if layout == "addmodules":
         assert changed == common | {"ultralytics/nn/Addmodules/__init__.py", "ultralytics/nn/Addmodules/halo_attention.py"}
-        assert _lines(package / "nn/Addmodules/__init__.py") == ["from .CBAM import *", "from .halo_attention import HaloAttention"]
+        assert _lines(package / "nn/Addmodules/__init__.py") == ["from .CBAM import *", "from .halo_attention import HaloAttention  # halo-patch"]
         assert [l for l in tasks if "HaloAttention" in l and l.startswith("from ")] == []  # the star import brings ours
         assert [l for l in tasks if "Addmodules" in l] == ["from ultralytics.nn.Addmodules import *"]
     else:
         assert changed == common | {"ultralytics/nn/modules/__init__.py", "ultralytics/nn/modules/halo_attention.py"}
         assert (package / "nn/Addmodules/__init__.py").read_bytes() == cbam_init
-        assert [l for l in tasks if "HaloAttention" in l and l.startswith("from ")] == ["from ultralytics.nn.modules import HaloAttention"]
+        assert [l for l in tasks if "HaloAttention" in l and l.startswith("from ")] == ["from ultralytics.nn.modules import HaloAttention  # halo-patch"]
     out = run_in_tree(
         tree,
         """
@@ -242,7 +242,7 @@ def test_readopt_after_a_hand_edit_keeps_the_original_backups(tree: Path) -> Non
     assert status.code == 1 and "  in use  Addmodules import  ultralytics/nn/Addmodules/__init__.py: from .HaloAttention import *\n" in status.out
     assert cli("apply", "--target", str(tree)).code == 2
     assert cli("apply", "--target", str(tree), "--adopt").code == 0
-    assert _lines(init) == ["from .CBAM import *", "from .halo_attention import HaloAttention"]
+    assert _lines(init) == ["from .CBAM import *", "from .halo_attention import HaloAttention  # halo-patch"]
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
 
@@ -258,7 +258,7 @@ def test_adopt_into_the_modules_layout(tree: Path) -> None:
     assert _lines(package / "nn/Addmodules/__init__.py") == ["from .CBAM import *"]
     tasks = _lines(package / "nn/tasks.py")
     assert [l for l in tasks if l.startswith("from ") and ("HaloAttention" in l or "Addmodules" in l)] == [
-        "from ultralytics.nn.modules import HaloAttention",
+        "from ultralytics.nn.modules import HaloAttention  # halo-patch",
         "from ultralytics.nn.Addmodules import *",
     ]
     out = run_in_tree(tree, CHECK_ADOPTED, cwd=tree.parent)

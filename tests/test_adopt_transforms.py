@@ -95,11 +95,11 @@ USER = frozenset({"ultralytics.nn.Addmodules.HaloAttention"})
     [
         ("from ultralytics.nn.Addmodules import *\n", "from ultralytics.nn.Addmodules import *\n"),
         ("from .Addmodules import *\nfrom ultralytics.nn.Addmodules import HaloAttention\n", "from .Addmodules import *\n"),
-        ("from ultralytics.nn.Addmodules.HaloAttention import *\n", "from ultralytics.nn.Addmodules import HaloAttention\n"),
+        ("from ultralytics.nn.Addmodules.HaloAttention import *\n", "from ultralytics.nn.Addmodules import HaloAttention  # halo-patch\n"),
         ("from ultralytics.nn.Addmodules import CBAM, HaloAttention\n", "from ultralytics.nn.Addmodules import CBAM, HaloAttention\n"),
         (
             "from ultralytics.nn.Addmodules import CBAM\nfrom ultralytics.nn.Addmodules.HaloAttention import HaloAttention\n",
-            "from ultralytics.nn.Addmodules import CBAM\nfrom ultralytics.nn.Addmodules import HaloAttention\n",
+            "from ultralytics.nn.Addmodules import CBAM\nfrom ultralytics.nn.Addmodules import HaloAttention  # halo-patch\n",
         ),
     ],
     ids=["star", "star-and-named", "star-from-file", "named-with-cbam", "named-from-file"],
@@ -120,7 +120,7 @@ def test_package_init_drops_only_the_user_module() -> None:
 
 def test_modules_layout_tasks_import_and_its_removal() -> None:
     out = add_class_import(src(TASKS), MODULES_IMPORT)
-    assert ")\nfrom ultralytics.nn.modules import HaloAttention\nfrom ultralytics.utils import LOGGER\n" in out.code
+    assert ")\nfrom ultralytics.nn.modules import HaloAttention  # halo-patch\nfrom ultralytics.utils import LOGGER\n" in out.code
     assert remove_class_import(out, MODULES_IMPORT).code == TASKS
     assert remove_class_import(src(TASKS), MODULES_IMPORT).code == TASKS
 
@@ -134,6 +134,6 @@ def test_modules_export_round_trips_on_every_release(version: str) -> None:
     assert has_modules_export(added) and not has_modules_export(source)
     assert add_modules_export(added) is added
     new_lines = [l for l in added.code.splitlines() if l not in text.splitlines()]
-    assert new_lines == ["from .halo_attention import HaloAttention", '    "HaloAttention",']
+    assert new_lines == ["from .halo_attention import HaloAttention  # halo-patch", '    "HaloAttention",']
     assert remove_modules_export(added).code == text
     compile(added.code, "__init__.py", "exec")

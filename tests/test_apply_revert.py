@@ -10,11 +10,11 @@ import yaml
 from cli_helpers import cli
 from conftest import RELEASES, copy_installed, make_clone, make_site_packages, tree_hashes
 
-ADDED_TASKS_LINES = [
-    "from ultralytics.nn.Addmodules import HaloAttention",
-    "        elif m is HaloAttention:",
-    "            c2 = ch[f]",
-    "            args = [c2, *args]",
+ADDED_TASKS_LINES = [  # each line carries halo-patch's mark: recognisable as ours without the state dir
+    "from ultralytics.nn.Addmodules import HaloAttention  # halo-patch",
+    "        elif m is HaloAttention:  # halo-patch",
+    "            c2 = ch[f]  # halo-patch",
+    "            args = [c2, *args]  # halo-patch",
 ]
 CREATED = {
     "ultralytics/nn/Addmodules",

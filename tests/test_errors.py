@@ -150,7 +150,7 @@ def test_revert_refuses_when_our_branch_was_edited_then_force_removes_it(tree: P
     pristine = tree_hashes(tree)
     assert cli("apply", "--target", str(tree)).code == 0
     tasks = tree / "ultralytics/nn/tasks.py"
-    _edit(tasks, "            args = [c2, *args]\n", "            args = [c2, *args, 7]  # mine\n")
+    _edit(tasks, "            args = [c2, *args]  # halo-patch\n", "            args = [c2, *args, 7]  # mine\n")
     drifted = tree_hashes(tree)
 
     status = cli("status", "--target", str(tree))
@@ -173,7 +173,7 @@ def test_existing_addmodules_package_is_kept(tree: Path) -> None:
     (pkg / "CBAM.py").write_text("class CBAM:\n    pass\n")
     pristine = tree_hashes(tree)
     assert cli("apply", "--target", str(tree)).code == 0
-    assert (pkg / "__init__.py").read_text() == "from .CBAM import CBAM\nfrom .halo_attention import HaloAttention\n"
+    assert (pkg / "__init__.py").read_text() == "from .CBAM import CBAM\nfrom .halo_attention import HaloAttention  # halo-patch\n"
     assert (pkg / "CBAM.py").is_file()
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
@@ -233,7 +233,7 @@ def test_reapply_after_a_hand_edit_keeps_the_original_backup(tree: Path) -> None
     pristine = tree_hashes(tree)
     assert cli("apply", "--target", str(tree)).code == 0
     tasks = tree / "ultralytics/nn/tasks.py"
-    _edit(tasks, "        elif m is HaloAttention:\n            c2 = ch[f]\n            args = [c2, *args]\n", "")
+    _edit(tasks, "        elif m is HaloAttention:  # halo-patch\n            c2 = ch[f]  # halo-patch\n            args = [c2, *args]  # halo-patch\n", "")
     status = cli("status", "--target", str(tree))
     assert status.code == 1 and "partially applied" in status.out
     assert cli("apply", "--target", str(tree)).code == 0

@@ -107,7 +107,7 @@ def test_bom_and_crlf_are_kept_and_new_files_follow_crlf(tree: Path) -> None:
     assert cli("apply", "--target", str(tree)).code == 0
     applied = tree_hashes(tree)
     patched = tasks.read_bytes()
-    assert patched.startswith(b"\xef\xbb\xbf") and b"elif m is HaloAttention:\r\n" in patched
+    assert patched.startswith(b"\xef\xbb\xbf") and b"elif m is HaloAttention:  # halo-patch\r\n" in patched
     assert patched.count(b"\n") == patched.count(b"\r\n")
     for created in ("nn/Addmodules/halo_attention.py", "nn/Addmodules/__init__.py", "cfg/models/11/yolo11-HaloAttention.yaml"):
         data = (tree / "ultralytics" / created).read_bytes()
@@ -127,7 +127,7 @@ def test_a_bom_in_an_existing_addmodules_init_and_modules_init_is_kept(tree: Pat
     init.write_bytes(own)
     pristine = tree_hashes(tree)
     assert cli("apply", "--target", str(tree)).code == 0
-    assert init.read_bytes() == own + b"from .halo_attention import HaloAttention\n"
+    assert init.read_bytes() == own + b"from .halo_attention import HaloAttention  # halo-patch\n"
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
     modules_init = tree / "ultralytics/nn/modules/__init__.py"
@@ -136,7 +136,7 @@ def test_a_bom_in_an_existing_addmodules_init_and_modules_init_is_kept(tree: Pat
     assert cli("apply", "--layout", "modules", "--target", str(tree)).code == 0
     patched = modules_init.read_bytes()
     assert patched.startswith(b"\xef\xbb\xbf") and not patched.startswith(b"\xef\xbb\xbf" * 2)
-    assert b"from .halo_attention import HaloAttention\n" in patched
+    assert b"from .halo_attention import HaloAttention  # halo-patch\n" in patched
     assert cli("revert", "--target", str(tree)).code == 0
     assert tree_hashes(tree) == pristine
 

@@ -66,15 +66,15 @@ def test_checkpoint_under_restricted_loading(layout: str, tmp_path: Path) -> Non
     assert applied.code == 0, applied.err
     tasks_added = added_lines(tasks_before, (package / "nn/tasks.py").read_text(encoding="utf-8"))
     if layout == "modules":
-        assert tasks_added[0] == "from ultralytics.nn.modules import HaloAttention"
+        assert tasks_added[0] == "from ultralytics.nn.modules import HaloAttention  # halo-patch"
         assert added_lines(init_before, (package / "nn/modules/__init__.py").read_text(encoding="utf-8")) == [
-            "from .halo_attention import HaloAttention",
+            "from .halo_attention import HaloAttention  # halo-patch",
             '    "HaloAttention",',
         ]
         assert (package / "nn/modules/halo_attention.py").is_file() and not (package / "nn/Addmodules").exists()
     else:
-        assert tasks_added[0] == "from ultralytics.nn.Addmodules import HaloAttention"
-    assert tasks_added[1:] == ["        elif m is HaloAttention:", "            c2 = ch[f]", "            args = [c2, *args]"]
+        assert tasks_added[0] == "from ultralytics.nn.Addmodules import HaloAttention  # halo-patch"
+    assert tasks_added[1:] == ["        elif m is HaloAttention:  # halo-patch", "            c2 = ch[f]  # halo-patch", "            args = [c2, *args]  # halo-patch"]
 
     run_in_tree(root, SAVE, cwd=tmp_path)
     out = run_in_tree(root, LOAD_RESTRICTED, cwd=tmp_path, ULTRALYTICS_SAFE_LOAD="1")

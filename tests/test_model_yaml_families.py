@@ -109,7 +109,7 @@ def test_every_family_builds_runs_trains_and_reverts(tmp_path: Path) -> None:
         plans[base] = plan_model_yaml(target, base, after, args)
         assert f"Build it with YOLO('{plans[base].build}')" in result.out
         written = plans[base].path.read_bytes()  # exactly what apply wrote: sealed, with our rows at the planned layers
-        assert ownership.is_sealed(written), base
+        assert ownership.is_sealed_as(written, plans[base].path), base
         rows = [r for key in ("backbone", "head") for r in yaml.safe_load(written)[key]]
         assert [i for i, r in enumerate(rows) if r[2] == "HaloAttention"] == [l.index for l in plans[base].inserted], base
     assert plans[str(user_yaml)].path == package / "cfg/models/custom/yolo11-p4p3-HaloAttention.yaml"

@@ -13,7 +13,7 @@ from cli_helpers import cli
 from conftest import copy_installed, installed_package_dir, run_cli, tree_hashes
 from tutorial_install import install_tutorial
 
-BRANCH = "        elif m is HaloAttention:\n            c2 = ch[f]\n            args = [c2, *args]\n"
+BRANCH = "        elif m is HaloAttention:  # halo-patch\n            c2 = ch[f]  # halo-patch\n            args = [c2, *args]  # halo-patch\n"
 QUICK_STEPS = ["status", "import", "build:n", "forward:n", "train-step:n"]
 
 

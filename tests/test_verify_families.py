@@ -33,7 +33,7 @@ def base_model(package: Path, base: str) -> dict[str, Any]:
 def write_family_yaml(package: Path, base: str, model: dict[str, Any]) -> Path:
     """`<base>-HaloAttention.yaml` beside the base, sealed as apply seals what it writes."""
     path = package / "cfg" / "models" / "11" / f"{base}-HaloAttention.yaml"
-    path.write_text(ownership.seal(yaml.safe_dump(model, sort_keys=False)), encoding="utf-8")
+    path.write_text(ownership.seal(yaml.safe_dump(model, sort_keys=False), path), encoding="utf-8")
     return path
 
 

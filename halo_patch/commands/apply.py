@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from halo_patch.planning.trust import finish_interrupted
 from halo_patch import journal, json_report, report
 from halo_patch.errors import AdoptError, DriftError, HaloPatchError
 from halo_patch.model_yaml import resolve_base
@@ -73,7 +74,7 @@ def run(
     require_writable(target)
     resolve_base(target, options.base, options.module.class_name)  # a bad --base (a FIFO, /dev/zero, not a yaml) fails here, before the lock
     with journal.locked(target, on_wait=lambda: report.print_waiting(console, target)):
-        report.print_recovered(console, journal.recover(target))
+        report.print_recovered(console, *finish_interrupted(target))
         plan = _plan(target, options, console)
         if plan.empty:
             console.print(f"{options.module.class_name} is already applied; nothing to change.")

@@ -66,8 +66,25 @@ def _match_owner(path: Path, like: os.stat_result) -> None:
         pass  # a non-root user cannot give files away; the file stays this user's
 
 
+def confine_dirs(path: Path, package: Path) -> None:
+    """TargetError unless the real path of the directory that holds `path` (its nearest existing
+    one, for a file in dirs still to be made) lies inside the package: no symlinked dir on the way
+    (nn/Addmodules, cfg/models/custom) may lead a write or a delete out of the tree."""
+    parent = path.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    real = Path(os.path.realpath(parent))
+    if not inside(real, Path(os.path.realpath(package))):
+        raise TargetError(
+            f"{path}: {parent} leads to {real}, outside the package tree (a symlink on the way); "
+            "expected a directory inside the package; nothing changed"
+        )
+
+
 def real_file(path: Path, package: Path) -> Path:
-    """Where to write `path`: itself, or its symlink's target when that lies inside the package."""
+    """Where to write `path`: itself, or its symlink's target when that lies inside the package;
+    TargetError when a directory on its way leads out of the package."""
+    confine_dirs(path, package)
     if not path.is_symlink():
         return path
     real = Path(os.path.realpath(path))
@@ -101,6 +118,16 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     _fsync_dir(path.parent)
+
+
+def set_aside(path: Path) -> Path:
+    """Rename `path` (something in the state dir halo-patch did not write) to a free `<name>.not-halo-patch[N]`."""
+    n = 0
+    while os.path.lexists(aside := path.with_name(f"{path.name}.not-halo-patch{n or ''}")):
+        n += 1
+    checkpoint("replace", aside)
+    os.rename(path, aside)
+    return aside
 
 
 def mkdirs(path: Path, stop: Path) -> None:
@@ -145,8 +172,12 @@ def rmdir_if_empty(path: Path) -> None:
 
 
 def prune_dirs(root: Path, rels: Iterable[str]) -> None:
-    """Remove each dir (relative to `root`) that is empty but for an empty __pycache__, deepest first."""
+    """Remove each dir (relative to `root`) that is empty but for an empty __pycache__, deepest first;
+    never one reached through a symlinked dir (its real path must be where it is named)."""
+    real_root = os.path.realpath(root)
     for rel in sorted(rels, key=lambda r: r.count("/"), reverse=True):
+        if os.path.realpath(root / rel) != os.path.join(real_root, *rel.split("/")):
+            continue
         rmdir_if_empty(root / rel / "__pycache__")
         rmdir_if_empty(root / rel)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from halo_patch import interrupts
-from halo_patch.errors import ConflictError, HaloPatchError, RollbackError, StateError, UnfinishedError
+from halo_patch.errors import ConflictError, ForeignJournal, HaloPatchError, RollbackError, StateError, UnfinishedError
 from halo_patch.journal import files
 from halo_patch.journal.files import atomic_write, delete_module_file, disk_sha, mkdirs, prune_dirs, real_file, sha256, unlink
 from halo_patch.journal.state import (
@@ -74,6 +75,8 @@ class ChangeSet:
 def _store_blob(target: UltralyticsTarget, data: bytes, mode: int | None) -> None:
     path = target.state_dir / BLOBS / sha256(data)
     if read_blob(target, sha256(data)) is None:
+        if path.is_dir() and not path.is_symlink():  # not one halo-patch wrote: set aside whole, never deleted
+            files.set_aside(path)
         unlink(path)
         atomic_write(path, data, mode=mode if mode is not None else 0o644)
 
@@ -85,9 +88,11 @@ def _write_json(target: UltralyticsTarget, name: str, data: dict) -> None:
 def commit(changes: ChangeSet) -> None:
     """Run a change set as one transaction (the caller holds the lock): every edit or none."""
     target, op, steps, manifest, dirs, keep = changes.target, changes.op, changes.edits, changes.manifest, changes.dirs, changes.keep
-    for s in steps:  # refuse a symlink out of the tree before anything is written
+    for s in steps:  # refuse a symlink out of the tree (the file's, or a dir's on its way) before anything is written
         if s.after is not None:
             real_file(s.path, target.package_dir)
+        else:
+            files.confine_dirs(s.path, target.package_dir)
     started = 0  # steps begun: the last one may be half way (its file is then old or new, never torn)
     interrupts.enter(interrupts.Phase.WRITING, op)
     try:
@@ -146,6 +151,7 @@ def _forward(target: UltralyticsTarget, s: FileEdit, op: Op) -> None:
 def _put(target: UltralyticsTarget, path: Path, data: bytes | None, mode: int | None) -> None:
     """The file at `path` made `data` (None: deleted, with its bytecode)."""
     if data is None:
+        files.confine_dirs(path, target.package_dir)
         delete_module_file(path)
         return
     mkdirs(path.parent, target.root)
@@ -173,7 +179,7 @@ def _gc_blobs(target: UltralyticsTarget, manifest: Manifest | None) -> None:
     blobs = target.state_dir / BLOBS
     if blobs.is_dir() and not blobs.is_symlink():
         for child in sorted(blobs.iterdir()):
-            if SHA.fullmatch(child.name) and child.name not in keep:
+            if SHA.fullmatch(child.name) and child.name not in keep and (child.is_symlink() or not child.is_dir()):
                 unlink(child)
 
 
@@ -258,14 +264,18 @@ def _fix_command(target: UltralyticsTarget, s: FileEdit, exc: BaseException | No
     return f"{s.path}{why}: fix with `cp {shlex.quote(str(blob))} {shlex.quote(str(s.path))}`"
 
 
-def recover(target: UltralyticsTarget) -> Op | None:
-    """Finish an interrupted run (the caller holds the lock); returns its op, or None when there was none."""
+def recover(target: UltralyticsTarget, check: Callable[[Op, Path, bytes | None, bytes | None], bool] | None = None) -> Op | None:
+    """Finish an interrupted run (the caller holds the lock); returns its op, or None when there was none.
+
+    `check(op, path, current, new)`: whether a pending step is one the run makes (the planner
+    recomputes it from the tree); when one is not, ForeignJournal and nothing is written."""
     files.sweep_tmp([target.state_dir, target.state_dir / BLOBS])
     pending = load_pending(target)
     if pending is None:
         return None
     interrupts.enter(interrupts.Phase.WRITING, pending.op)
     files.sweep_tmp(target.root / Path(s.path).parent for s in pending.steps)
+    todo = []
     for raw in pending.steps:
         path = target.root / raw.path
         current = disk_sha(path)
@@ -279,7 +289,12 @@ def recover(target: UltralyticsTarget) -> Op | None:
         after = None if raw.sha_to is None else read_blob(target, raw.sha_to)
         if raw.sha_to is not None and after is None:
             raise StateError(f"{target.state_dir / BLOBS / raw.sha_to}: missing or damaged; cannot finish the interrupted {pending.op}")
-        _forward(target, FileEdit(path, raw.path, None if current is None else path.read_bytes(), after, raw.mode), pending.op)
+        before = None if current is None else path.read_bytes()
+        if check is not None and not check(pending.op, path, before, after):
+            raise ForeignJournal(f"{raw.path}: its step is not one halo-patch {pending.op} makes from this tree")
+        todo.append(FileEdit(path, raw.path, before, after, raw.mode))
+    for step in todo:
+        _forward(target, step, pending.op)
     _finish(target, pending.op, pending.manifest, pending.dirs)
     interrupts.enter(interrupts.Phase.RECOVERED, pending.op)
     return pending.op

@@ -92,7 +92,7 @@ def read_model(path: Path, where: str) -> dict[str, Any]:
 
 
 def _is_ours(path: Path) -> bool:
-    return ownership.is_sealed(path.read_bytes())
+    return ownership.is_sealed(path.read_bytes(), path)
 
 
 def own_yaml_paths(target: UltralyticsTarget) -> list[Path]:

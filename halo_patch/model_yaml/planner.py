@@ -149,5 +149,5 @@ def plan_model_yaml(
     problem = find_splice_problem(rows, written["backbone"] + (written.get("head") or []), splice, module.row(args))
     if problem:
         raise AnchorError(f"{base.where}: the new graph is not the base graph with {module.class_name} spliced in: {problem}")
-    text = ownership.seal(_header(target, base, splice, module, args, build, scale_note) + body)
+    text = ownership.seal(_header(target, base, splice, module, args, build, scale_note) + body, path)
     return YamlPlan(base, path, text, args, _inserted(base, splice, new_rows), build, scale_note, module)

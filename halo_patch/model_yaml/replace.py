@@ -83,7 +83,7 @@ def plan_replace_yaml(target: UltralyticsTarget, base_spec: str, index: int, arg
     readers = tuple((j, str(new_rows[j][2])) for j, l in enumerate(read_layers(new_rows)) if index in l.sources)
     channels = tuple((s, _input_width(base, index, s)) for s in read_scales(base.model))
     layer = InsertedLayer(index, index, f"{rows[index][2]} (replaced)", readers, channels)
-    return YamlPlan(base, path, ownership.seal(header + body), args, (layer,), build, scale_note, module)
+    return YamlPlan(base, path, ownership.seal(header + body, path), args, (layer,), build, scale_note, module)
 
 
 def _input_width(base, index: int, scale: str):

@@ -102,7 +102,7 @@ def _edited_created_files(target: UltralyticsTarget, changes: list[FileChange]) 
     out = []
     for change in changes:
         created = footprint.created_file_for(target, change.path)
-        if change.before is not None and created is not None and not created.is_ours(change.before):
+        if change.before is not None and created is not None and not created.is_ours(change.path, change.before):
             out.append(Refusal(target.relative(change.path), change.after, change.before, "changed since halo-patch wrote it"))
     return tuple(out)
 

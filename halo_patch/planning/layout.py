@@ -6,10 +6,12 @@ from enum import Enum
 from pathlib import Path
 
 from halo_patch import transforms
+from halo_patch.errors import HaloPatchError
 from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.modules import ModuleSpec
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
+from halo_patch.transforms.source import decode_source, star_exports
 
 
 PACKAGE_INIT = '"""Modules added to Ultralytics by halo-patch (`halo-patch revert` removes them)."""\n\n'
@@ -69,6 +71,19 @@ def detect_layout(target: UltralyticsTarget, tasks: SourceFile | None = None) ->
         or bool(installed_specs([target.modules_dir]))
     )
     return Layout.MODULES if in_modules else Layout.ADDMODULES
+
+
+def star_binds(target: UltralyticsTarget, spec: ModuleSpec = MODULE) -> bool:
+    """Whether `from ultralytics.nn.Addmodules import *` in tasks.py binds the class, read statically from
+    Addmodules/__init__.py (its `__all__`); an unreadable file counts as not."""
+    path = target.addmodules_init
+    if not path.is_file():
+        return True
+    try:
+        text = decode_source(path.read_bytes(), where(target, path))[0]
+        return star_exports(SourceFile.parse(text, where(target, path)), spec.class_name)
+    except (OSError, HaloPatchError):
+        return False
 
 
 def read_file(path: Path) -> bytes | None:

@@ -13,12 +13,15 @@ from pathlib import Path
 
 from dataclasses import replace
 
-from halo_patch import footprint, journal, ownership
-from halo_patch.modules import ModuleSpec
+from halo_patch import footprint, journal, transforms, tutorial
+from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.errors import AnchorError
 from halo_patch.journal import Action, ChangeSet, FileEdit, Manifest, Op
+from halo_patch.planning import trust
 from halo_patch.planning.plan import Plan, Refusal
 from halo_patch.target import Kind, UltralyticsTarget
+from halo_patch.transforms import SourceFile
+from halo_patch.transforms.source import decode_source
 
 
 def _label(target: UltralyticsTarget, path: Path) -> str:
@@ -39,17 +42,20 @@ def plan_revert(target: UltralyticsTarget, force: bool, only: ModuleSpec | None 
     created = footprint.created_files(target, (only,) if only is not None else specs)
     if only is not None:
         created = [c for c in created if c.name == f"{only.class_name} module"]
+        yaml_row = next(c for c in footprint.CREATED_FILES if c.locate is footprint.model_yamls)
         for path in footprint.model_yamls(target, specs):
             if footprint.uses_module(path, only):
-                planner.delete_if_ours(path, ownership.is_sealed, by_manifest=True)
+                planner.delete_if_ours(path, yaml_row, by_manifest=True)
     for row in created:
         for path in row.locate(target):
-            planner.delete_if_ours(path, row.is_ours, by_manifest=True)
-    any_ours = lambda data: any(c.is_ours(data) for c in created)  # noqa: E731
+            planner.delete_if_ours(path, row, by_manifest=True)
     for entry in planner.recorded.values():  # named by the manifest outside the table: only when recognisably ours
         if entry.action is Action.CREATED:
-            planner.delete_if_ours(target.root / entry.path, any_ours, by_manifest=False)
-    return planner.result(kept_manifest=bool(others))
+            path = target.root / entry.path
+            row = footprint.created_file_for(target, path)
+            if row is not None and (only is None or row in created):
+                planner.delete_if_ours(path, row, by_manifest=False)
+    return planner.result(kept_manifest=bool(others), spec=only or DEFAULT)
 
 
 def _present(target: UltralyticsTarget, spec: ModuleSpec) -> bool:
@@ -100,7 +106,16 @@ class _Planner:
             return
         entry = self.trusted.get(rel)
         if entry is not None and entry.action is Action.MODIFIED:  # exactly as apply wrote it: the stored original
-            self._step(path, data, journal.read_blob(target, entry.sha256_before), "restored")
+            original = journal.read_blob(target, entry.sha256_before)
+            if original is not None and trust.is_our_original(target, path, data, original):
+                self._step(path, data, original, "restored")
+                return
+            self.notes.append(
+                f"ignored the stored original of {rel} in {target.state_dir}: not the file halo-patch computes from "
+                "this tree (a state dir from elsewhere?); only what is recognisably ours is taken out"
+            )
+        if entry is not None and entry.action is Action.CREATED and trust.is_earlier_created(target, path, data):
+            self._step(path, data, None, "deleted")  # apply created it exactly so (the previous release: no marks)
             return
         try:
             stripped, removal = footprint.strip_ours(edit, data, _label(target, path), self.force)
@@ -121,9 +136,10 @@ class _Planner:
         else:
             self._step(path, data, stripped, "our lines removed")
 
-    def delete_if_ours(self, path: Path, is_ours, by_manifest: bool) -> None:
-        """A file apply creates: deleted while its bytes are ours; an edited one (the manifest says
-        apply created it) is refused, or deleted with --force; anything else is kept."""
+    def delete_if_ours(self, path: Path, created: footprint.CreatedFile, by_manifest: bool) -> None:
+        """A file apply creates: deleted while its bytes are ours (or, for a file the manifest records
+        exactly as written, what the previous release wrote); an edited one (the manifest says apply
+        created it) is refused, or deleted with --force; anything else is kept."""
         rel = self.target.relative(path)
         if rel in self.seen or not os.path.lexists(path):
             return
@@ -131,9 +147,16 @@ class _Planner:
         if path.is_symlink() or not path.is_file():
             self.notes.append(f"kept {rel}: not a regular file, so not one halo-patch wrote")
             return
+        if not footprint.is_inside(self.target, path):
+            self.notes.append(f"kept {rel}: a directory on its way is a symlink out of the package tree")
+            return
+        if self._still_imported(path):
+            self.notes.append(f"kept {rel}: {self.target.relative(path.parent / '__init__.py')} still imports it, by a line without halo-patch's mark")
+            return
         data = path.read_bytes()
         entry = self.recorded.get(rel) if by_manifest else None
-        if is_ours(data):
+        earlier = rel in self.trusted and created.was_ours is not None and created.was_ours(path, data)
+        if created.is_ours(path, data) or earlier:
             self._step(path, data, None, "deleted")
         elif entry is not None and entry.action is Action.CREATED:
             if self.force:
@@ -143,7 +166,25 @@ class _Planner:
         else:
             self.notes.append(f"kept {rel}: not as halo-patch writes it")
 
-    def result(self, kept_manifest: bool = False) -> Plan:
+    def _still_imported(self, path: Path) -> bool:
+        """Whether the package beside a module file still imports it once this revert's edits are made
+        (a line that is not ours): deleting the file would break `import ultralytics`."""
+        if path.suffix != ".py":
+            return False
+        init = path.parent / "__init__.py"
+        rel = self.target.relative(init)
+        step = next((s for s in self.steps if s.rel == rel), None)
+        planned = step.after if step is not None else footprint.read_regular(init)
+        if planned is None:
+            return False
+        try:
+            text = decode_source(planned, rel)[0]
+            src = SourceFile.parse(text, rel)
+            return any(transforms.has_package_import(src, s) for s in footprint.tree_specs(self.target) if s.file_stem == path.stem)
+        except AnchorError:
+            return False
+
+    def result(self, kept_manifest: bool = False, spec: ModuleSpec = DEFAULT) -> Plan:
         target = self.target
         dirs = [target.relative(d) for d in footprint.owned_dirs(target)]
         dirs += [d for d in (self.manifest.created_dirs if self.manifest else ()) if d not in dirs]
@@ -157,7 +198,8 @@ class _Planner:
             refusal = f"{names} (diff above: what --force would take out); nothing changed; re-run with --force to remove our changes anyway"
         manifest = self._kept_manifest() if kept_manifest else None
         changes = ChangeSet(target, Op.REVERT, tuple(self.steps), manifest, tuple(dict.fromkeys(dirs)))
-        return Plan(changes, tuple(self.refused), refusal, tuple(notes))
+        findings = () if self.steps else tutorial.find_tutorial_install(target, spec.template_bytes(), spec=spec).findings
+        return Plan(changes, tuple(self.refused), refusal, tuple(notes), findings)
 
 
     def _kept_manifest(self) -> Manifest | None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from halo_patch import model_yaml, ownership, transforms, tutorial
 from halo_patch.errors import AdoptError, AnchorError, HaloPatchError
+from halo_patch.marker import marked_source
 from halo_patch.modules import DEFAULT as MODULE
 from halo_patch.modules import ModuleSpec
 from halo_patch.model_yaml.replace import plan_replace_yaml
-from halo_patch.planning.layout import PACKAGE_INIT, Layout, class_package, module_path, module_template, read_file, where, with_newline
+from halo_patch.planning.layout import PACKAGE_INIT, Layout, class_package, star_binds, module_path, module_template, read_file, where, with_newline
 from halo_patch.planning.options import ApplyOptions
 from halo_patch.target import UltralyticsTarget
 from halo_patch.transforms import SourceFile
@@ -63,7 +64,8 @@ def new_tasks_source(
     src = parsed if parsed is not None else SourceFile.parse(source, where(target, target.tasks_py))
     package = class_package(layout)
     pristine = not transforms.has_class_import(src, package, spec) and not _has_our_branch(src, spec)
-    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package, spec.class_name), package, spec), spec)
+    star = star_binds(target, spec)
+    edited = transforms.add_branch(transforms.add_class_import(drop_tasks_imports(src, user_modules, package, spec.class_name), package, spec, star), spec)
     if edited is src:  # nothing to change: skip codegen, the slowest step
         return source, pristine
     result = edited.code
@@ -82,7 +84,7 @@ def _has_our_branch(src: SourceFile, spec: ModuleSpec) -> bool:
 def new_package_init(source: str | None, label: str, user_modules: frozenset[str] = frozenset(), spec: ModuleSpec = MODULE) -> str:
     """Addmodules/__init__.py with our import (created when missing), without imports of the user's module."""
     if source is None:
-        return PACKAGE_INIT + spec.package_import
+        return PACKAGE_INIT + marked_source(spec.package_import)
     src = drop_package_imports(SourceFile.parse(source, label), user_modules, keep_export=True, name=spec.class_name)
     return transforms.add_package_import(src, spec).code
 
@@ -97,7 +99,7 @@ def yaml_change(target: UltralyticsTarget, model: model_yaml.YamlPlan, newline: 
     after = with_newline(model.text.encode("utf-8"), newline)  # the tree's line endings
     if before == after:
         return None
-    if before is not None and not ownership.is_sealed(before):
+    if before is not None and not ownership.is_sealed(before, model.path):
         raise AnchorError(
             f"{where(target, model.path)}: written by halo-patch but edited since; "
             "expected it as halo-patch wrote it: undo your edits or move the file away, then apply again"

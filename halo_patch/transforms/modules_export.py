@@ -6,14 +6,14 @@ and restricted loading finds the class under `ultralytics.nn.modules.halo_attent
 
 from __future__ import annotations
 
-import libcst as cst
-
+from halo_patch.marker import is_marked
 from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.transforms.source import (
     Removal,
     SourceFile,
     all_names,
     import_lines,
+    our_statement,
     with_all_entry,
     without_all_entry,
     without_name,
@@ -40,16 +40,18 @@ def add_modules_export(src: SourceFile, spec: ModuleSpec = DEFAULT) -> SourceFil
     if _our_import(src, spec) is None:
         body = list(src.module.body)
         at = max((l.index for l in import_lines(src, PACKAGE)), default=-1) + 1
-        body.insert(at, cst.parse_statement(spec.package_import, config=src.module.config_for_parsing))
+        body.insert(at, our_statement(src, spec.package_import))
         out = src.with_module(src.module.with_changes(body=body))
     return with_all_entry(out, spec.class_name)
 
 
 def remove_modules_export(src: SourceFile, force: bool = False, spec: ModuleSpec = DEFAULT) -> Removal:
-    """nn/modules/__init__.py without our import and `__all__` entry (the inverse of add_modules_export)."""
+    """nn/modules/__init__.py without our import and `__all__` entry (the inverse of add_modules_export).
+    Only a marked import is ours, and the `__all__` entry goes with it: an unmarked export is the user's."""
     out = src
     line = _our_import(out, spec)
-    if line is not None:
-        out = without_name(out, line, spec.class_name)
+    if line is None or not is_marked(out.module.body[line.index]):
+        return Removal(src)
+    out = without_name(out, line, spec.class_name)
     out = without_all_entry(out, spec.class_name)
     return Removal(out, ("nn/modules export",) if out is not src and out.code != src.code else ())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from halo_patch.modules import DEFAULT, ModuleSpec
-from halo_patch.transforms.source import Removal, SourceFile, remove_import_of
+from halo_patch.transforms.source import Removal, SourceFile, our_statement, remove_import_of
 from halo_patch.transforms.tasks_import import has_class_import
 
 PACKAGE_IMPORT = DEFAULT.package_import  # the default module's line
@@ -27,7 +27,7 @@ def add_package_import(src: SourceFile, spec: ModuleSpec = DEFAULT) -> SourceFil
         if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
     ]
     at = imports[-1] + 1 if imports else len(body)
-    body.insert(at, cst.parse_statement(spec.package_import, config=src.module.config_for_parsing))
+    body.insert(at, our_statement(src, spec.package_import))
     return src.with_module(src.module.with_changes(body=body))
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from halo_patch.errors import AdoptError, AnchorError
+from halo_patch.marker import is_marked, mark
 from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.transforms.source import Removal, SourceFile, _is_name, canonical
 
@@ -28,7 +29,8 @@ class HaloBranch:
 
     header: str  # how it reads, e.g. "elif m in {HaloAttention}:"
     equivalent: bool  # its body does what ours does
-    ours: bool  # exactly `elif m is HaloAttention:` with our body (what apply writes)
+    ours: bool  # exactly `elif m is HaloAttention:` with our body and our mark (what apply writes)
+    marked: bool = False  # its header carries our mark (apply wrote it, maybe edited since)
 
 
 def _is_layer_loop(stmt: cst.CSTNode) -> bool:
@@ -166,8 +168,9 @@ def find_halo_branch(src: SourceFile, spec: ModuleSpec = DEFAULT) -> HaloBranch 
         if _handles_halo(src, branch, index == 0, spec):
             header = ("if " if index == 0 else "elif ") + _one_line(src, branch.test, spec) + ":"
             equivalent = index > 0 and _body_key(branch) in _equivalent(spec)
-            exact = _is_halo_branch(branch, spec) and _body_key(branch) == _body_key(ours)
-            return HaloBranch(header, equivalent, exact)
+            marked = is_marked(branch)
+            exact = _is_halo_branch(branch, spec) and _body_key(branch) == _body_key(ours) and marked
+            return HaloBranch(header, equivalent, exact, marked)
     return None
 
 
@@ -196,7 +199,7 @@ def add_branch(src: SourceFile, spec: ModuleSpec = DEFAULT) -> SourceFile:
     final_else = branches[-1].orelse
     if not isinstance(final_else, cst.Else):
         raise AnchorError(f"{src.where}: the `if m in ...` chain in parse_model has no final `else:`")
-    new = cst.ensure_type(cst.parse_statement(spec.branch_source, config=src.module.config_for_parsing), cst.If)
+    new = cst.ensure_type(mark(cst.parse_statement(spec.branch_source, config=src.module.config_for_parsing)), cst.If)
     rebuilt: cst.BaseSuite | cst.If | cst.Else = new.with_changes(orelse=final_else)
     for branch in reversed(branches):  # rebuild the chain bottom-up: nodes are immutable
         rebuilt = branch.with_changes(orelse=rebuilt)
@@ -204,13 +207,14 @@ def add_branch(src: SourceFile, spec: ModuleSpec = DEFAULT) -> SourceFile:
 
 
 def _our_branch(src: SourceFile, spec: ModuleSpec) -> str:
-    new = cst.parse_statement(spec.branch_source, config=src.module.config_for_parsing)
+    new = mark(cst.parse_statement(spec.branch_source, config=src.module.config_for_parsing))
     return canonical(src, new)
 
 
 def remove_branch(src: SourceFile, force: bool = False, spec: ModuleSpec = DEFAULT) -> Removal:
-    """tasks.py without `elif m is HaloAttention:` (the inverse of add_branch). A branch whose body
-    was edited by hand is kept, unless `force`. A tree without the chain has no branch of ours."""
+    """tasks.py without `elif m is HaloAttention:  # halo-patch` (the inverse of add_branch). A marked
+    branch whose body was edited by hand is kept, unless `force`; an unmarked one is the user's, always
+    kept. A tree without the chain has no branch of ours."""
     try:
         branches = _branches(_find_chain(src)[2])
     except AnchorError:
@@ -221,7 +225,7 @@ def remove_branch(src: SourceFile, force: bool = False, spec: ModuleSpec = DEFAU
     kept = [branches[0]]
     tail = branches[-1].orelse
     for branch in branches[1:]:
-        if _is_halo_branch(branch, spec):
+        if _is_halo_branch(branch, spec) and is_marked(branch):
             if canonical(src, branch.with_changes(orelse=None)) == ours:
                 removed.append("parse_model branch")
                 continue

@@ -12,6 +12,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from halo_patch.errors import AnchorError, NotPythonError
+from halo_patch.marker import is_marked, mark, unmark
 from halo_patch.modules import DEFAULT
 from halo_patch.safe_read import check_python_nesting
 
@@ -108,16 +109,22 @@ def without_statement(src: SourceFile, index: int) -> SourceFile:
     return src.with_module(src.module.with_changes(body=body))
 
 
+def our_statement(src: SourceFile, code: str) -> cst.BaseStatement:
+    """A statement apply adds (`code`), parsed in the file's own layout and marked as ours."""
+    return mark(cst.parse_statement(code, config=src.module.config_for_parsing))
+
+
 def remove_import_of(src: SourceFile, module: str, name: str, label: str, force: bool) -> Removal:
-    """Take out `from <module> import <name>` lines (our node). A line that imports more names or
-    renames it was edited by hand: kept, unless `force`, which then drops only `name` from it."""
-    ours = f"from {module} import {name}" + src.module.default_newline
+    """Take out `from <module> import <name>` lines that carry our mark (our node). A marked line
+    that imports more names or renames it was edited by hand: kept, unless `force`, which then drops
+    only `name` from it. An unmarked line is the user's own, whatever it says: always kept."""
+    ours = canonical(src, our_statement(src, f"from {module} import {name}\n"))
     removed: list[str] = []
     edited: list[str] = []
     index = 0
     while index < len(src.module.body):
         stmt = src.module.body[index]
-        if _import_from_module(stmt) == module and _names_in(stmt, name):
+        if _import_from_module(stmt) == module and _names_in(stmt, name) and is_marked(stmt):
             if canonical(src, stmt) == ours:
                 src = without_statement(src, index)
                 removed.append(label)
@@ -128,7 +135,7 @@ def remove_import_of(src: SourceFile, module: str, name: str, label: str, force:
                 rest = [a for a in node.names if get_full_name_for_node(a.name) != name]
                 if rest:
                     rest[-1] = rest[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                    new = stmt.with_changes(body=[node.with_changes(names=rest)])
+                    new = unmark(stmt.with_changes(body=[node.with_changes(names=rest)]))
                     src = src.with_module(src.module.with_changes(body=_swap(src.module.body, index, new)))
                 else:
                     src = without_statement(src, index)
@@ -217,6 +224,30 @@ def _all_index(src: SourceFile) -> int | None:
             if any(_is_name(t.target, "__all__") for t in assign.targets) and isinstance(assign.value, (cst.Tuple, cst.List)):
                 return index
     return None
+
+
+def _changes_all(stmt: cst.CSTNode) -> bool:
+    """A top-level statement that binds or changes `__all__` (assignment of any kind, `__all__.extend(...)`)."""
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return False
+    for small in stmt.body:
+        if isinstance(small, cst.Assign) and any(_is_name(t.target, "__all__") for t in small.targets):
+            return True
+        if isinstance(small, (cst.AugAssign, cst.AnnAssign)) and _is_name(small.target, "__all__"):
+            return True
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and isinstance(small.value.func, cst.Attribute):
+            if _is_name(small.value.func.value, "__all__"):
+                return True
+    return False
+
+
+def star_exports(src: SourceFile, name: str) -> bool:
+    """Whether `from <this package> import *` binds `name` (imported in it), read statically: no
+    `__all__`, or one literal `__all__` list/tuple that names it. Any other `__all__` counts as not."""
+    changes = [stmt for stmt in src.module.body if _changes_all(stmt)]
+    if not changes:
+        return True
+    return len(changes) == 1 and _all_index(src) is not None and name in all_names(src)
 
 
 def all_names(src: SourceFile) -> list[str]:

@@ -7,8 +7,6 @@ is added (tutorial installs have one).
 
 from __future__ import annotations
 
-import libcst as cst
-
 from halo_patch.errors import AnchorError
 from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.transforms.source import (
@@ -19,6 +17,7 @@ from halo_patch.transforms.source import (
     _import_from_module,
     _imports_name,
     import_lines,
+    our_statement,
     remove_import_of,
 )
 
@@ -30,26 +29,28 @@ def has_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec
     return any(_imports_name(stmt, module, spec.class_name) for stmt in src.module.body)
 
 
-def binds_class(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT) -> bool:
-    """True when a top-level import binds the class from `module`: by name, or (Addmodules) by `*`."""
+def binds_class(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT, star_binds: bool = True) -> bool:
+    """True when a top-level import binds the class from `module`: by name, or (Addmodules) by `*`
+    while the package's `__all__` lets the star bring it (`star_binds`, see source.star_exports)."""
     return any(
-        l.module == module and (spec.class_name in l.names if l.names is not None else module == ADDMODULES)
+        l.module == module and (spec.class_name in l.names if l.names is not None else module == ADDMODULES and star_binds)
         for l in import_lines(src, TASKS_PACKAGE)
     )
 
 
-def add_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT) -> SourceFile:
-    """tasks.py with `from <module> import HaloAttention` right after the modules import, unless an import binds it.
+def add_class_import(src: SourceFile, module: str = ADDMODULES, spec: ModuleSpec = DEFAULT, star_binds: bool = True) -> SourceFile:
+    """tasks.py with `from <module> import HaloAttention` right after the modules import, unless an import binds it
+    (a star import of Addmodules binds it only while `star_binds`: its `__all__` names the class or is absent).
 
     Never at the top: since 8.4.110 tasks.py starts with `from __future__ import annotations`.
     """
-    if binds_class(src, module, spec):
+    if binds_class(src, module, spec, star_binds):
         return src
     body = list(src.module.body)
     anchors = [i for i, stmt in enumerate(body) if _import_from_module(stmt) == MODULES_IMPORT]
     if not anchors:
         raise AnchorError(f"{src.where}: no top-level `from {MODULES_IMPORT} import (...)` to place the import after")
-    new = cst.parse_statement(f"from {module} import {spec.class_name}\n", config=src.module.config_for_parsing)
+    new = our_statement(src, f"from {module} import {spec.class_name}\n")
     body.insert(anchors[0] + 1, new)
     return src.with_module(src.module.with_changes(body=body))
 

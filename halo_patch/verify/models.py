@@ -57,7 +57,7 @@ def written_yamls(target: UltralyticsTarget) -> list[Path]:
     found = [
         p
         for p in models_dir(target).rglob("*.yaml")
-        if p.is_file() and any(p.name.endswith(f"{s}.yaml") for s in SUFFIXES) and ownership.is_sealed(p.read_bytes())
+        if p.is_file() and any(p.name.endswith(f"{s}.yaml") for s in SUFFIXES) and ownership.is_sealed_as(p.read_bytes(), p)
     ]
     return sorted(found, key=lambda p: (not is_default(target, p), p.relative_to(models_dir(target)).as_posix()))
 
@@ -172,7 +172,7 @@ def _user_models(target: UltralyticsTarget, module, scales: tuple[str, ...]) -> 
     plain comparison (a replaced layer or another module changes the graph on purpose)."""
     from halo_patch import footprint
 
-    paths = [p for p in footprint.model_yamls(target) if footprint.uses_module(p, module) and ownership.is_sealed(p.read_bytes())]
+    paths = [p for p in footprint.model_yamls(target) if footprint.uses_module(p, module) and ownership.is_sealed(p.read_bytes(), p)]
     if not paths:
         raise HaloPatchError(f"--module {module.class_name}: apply wrote no yaml that builds it under {models_dir(target)}; run halo-patch apply --module first")
     specs: list[ModelSpec] = []

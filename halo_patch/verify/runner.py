@@ -8,9 +8,9 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from halo_patch.tree_status import check_status, is_module_row
 from dataclasses import replace
 
+from halo_patch.tree_status import ABSENT, DRIFTED, StatusReport, check_status, is_module_row
 from halo_patch.modules import DEFAULT, ModuleSpec
 from halo_patch.target import UltralyticsTarget
 from halo_patch.verify.child import run_checks
@@ -52,10 +52,23 @@ def check_patch_status(target: UltralyticsTarget, step: Step, module: ModuleSpec
     step.data = {"changes": [{"change": c.change, "path": c.path, "state": c.state, "detail": c.detail} for c in status.changes]}
     if status.fully_applied:
         step.result, step.detail = PASSED, f"all {len(status.changes)} changes applied, none drifted"
-    elif status.nothing_applied:
+    elif status.nothing_applied and not status.hand_made_in_use:
         step.result, step.detail = FAILED, f"{module.class_name} is not applied to {target.package_dir}; run halo-patch apply"
     else:
         missing = "; ".join(f"{c.change} {c.state} in {c.path}" + (f" ({c.detail})" if c.detail else "") for c in status.missing)
         missing = missing or "; ".join(status.notes)  # every change there, but an interrupted run or an untrusted state dir
         step.result = FAILED
-        step.detail = f"{module.class_name} is only partly applied to {target.package_dir}: {missing}; run halo-patch apply"
+        step.detail = f"{module.class_name} is only partly applied to {target.package_dir}: {missing}; {advice(status)}"
+
+
+def advice(status: StatusReport) -> str:
+    """The command that changes what is wrong; never one that would find nothing to do (a loop)."""
+    if status.hand_made_in_use:
+        return "run halo-patch apply --adopt (a hand-made install is in use)"
+    if status.interrupted:
+        return f"run halo-patch apply to finish the interrupted {status.interrupted}"
+    if any(c.state == DRIFTED for c in status.changes):
+        return "apply keeps edits it did not make: run halo-patch revert --force, then halo-patch apply"
+    if any(c.state == ABSENT for c in status.changes):
+        return "run halo-patch apply"
+    return "run halo-patch status for what is wrong (the state dir is not trusted: move it aside, then halo-patch apply)"

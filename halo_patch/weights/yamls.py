@@ -58,7 +58,7 @@ def read_candidate(target: UltralyticsTarget, path: Path, option: str = "--yaml"
         data = path.read_bytes()
     except OSError as exc:
         raise HaloPatchError(f"{option} {shown}: cannot be read ({exc.strerror or exc}); expected a {CLASS_NAME} yaml apply wrote") from None
-    if not ownership.is_sealed(data):
+    if not ownership.is_sealed(data, path):
         why = "changed since apply wrote it" if ownership.carries_seal(data) else "not written by halo-patch apply"
         raise HaloPatchError(
             f"{option} {shown}: {why}; expected a {CLASS_NAME} yaml apply wrote (`halo-patch status` lists them; "
@@ -120,7 +120,7 @@ def resolve_yaml(target: UltralyticsTarget, spec: str) -> tuple[Candidate, Optio
             shown = ", ".join(_shown(target, p) for p in found)
             raise HaloPatchError(f"--yaml {spec}: several yamls have that name ({shown}); pass one of them as a path")
         if not found:
-            made = ", ".join(p.name for p in footprint.model_yamls(target, SPECS) if ownership.is_sealed(p.read_bytes())) or "none"
+            made = ", ".join(p.name for p in footprint.model_yamls(target, SPECS) if ownership.is_sealed(p.read_bytes(), p)) or "none"
             raise HaloPatchError(
                 f"--yaml {spec}: halo-patch apply wrote no such yaml in {models_dir(target)} (it wrote: {made}); "
                 "`halo-patch apply --base NAME` writes one"

@@ -35,7 +35,10 @@ def run(ctx, model):
             raise CheckFailed(f"{what} was imported from {path}, outside the target {ctx.package_dir}")
     cls = getattr(tasks, class_name(), None)
     if cls is None:
-        raise CheckFailed(f"{tasks.__file__} does not bind {class_name()}; run halo-patch apply")
+        raise CheckFailed(
+            f"{tasks.__file__} does not bind {class_name()} when imported, though its imports bind it as read "
+            "(something in them deletes or rebinds the name); look at the imports of tasks.py"
+        )
     module_file = sys.modules[cls.__module__].__file__
     if not inside(module_file, ctx.package_dir):
         raise CheckFailed(f"{class_name()} was imported from {module_file}, outside the target {ctx.package_dir}")
