@@ -16,8 +16,9 @@ class Result:
     err: str
 
 
-def cli(*args: str) -> Result:
-    r = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
+def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """`env`: variables set (only) while the command runs, as a user's shell would export them."""
+    r = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1", **(env or {})})
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception
     return Result(r.exit_code, r.stdout, r.stderr)

@@ -119,3 +119,13 @@ def patched_installed(tmp_path_factory) -> Path:
     result = run_cli("apply", "--target", str(root))
     assert result.returncode == 0, result.stdout + result.stderr
     return package
+
+
+@pytest.fixture(scope="session")
+def warm_python(tmp_path_factory):
+    """Fresh `python -c` processes for torch work in test trees, forked from one that has torch imported."""
+    from warm_python import WarmPython
+
+    server = WarmPython(tmp_path_factory.mktemp("warm_python"))
+    yield server
+    server.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from warm_python import WarmPython
 
 SE = '''import torch
 from torch import nn
@@ -112,10 +112,10 @@ def write_modules(folder: Path) -> dict[str, Path]:
     return out
 
 
-def train_step(root: Path, jobs: list[tuple[str, list[str]]], tmp: Path) -> dict:
+def train_step(warm: WarmPython, root: Path, jobs: list[tuple[str, list[str]]], tmp: Path) -> dict:
     """Build and train one step every (yaml, class names) in one torch process with `root` first on the path."""
     env = {**os.environ, "PYTHONPATH": str(root), "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp / "cfg"), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTEST_CURRENT_TEST", None)
-    r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(jobs)], capture_output=True, text=True, env=env, cwd=tmp, timeout=600)
+    r = warm.run(CHILD, cwd=tmp, env=env, argv=(json.dumps(jobs),), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])

@@ -5,15 +5,13 @@ byte-exact. Other tutorial modules in Addmodules are left alone."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from cli_helpers import cli
 from conftest import copy_installed, make_site_packages, tree_hashes
 from tutorial_install import CBAM_BRANCH, install_cbam, install_tutorial
+from warm_python import WarmPython
 
 # (branch form, install options): every branch form, with the import styles people use.
 INSTALLS = {
@@ -38,12 +36,9 @@ REFUSAL = (
 ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "YOLO_OFFLINE": "1"}
 
 
-def run_in_tree(root: Path, code: str, cwd: Path) -> str:
-    """Python code in a subprocess that imports the tree at `root` first; its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, cwd=cwd, env={**ENV, "PYTHONPATH": str(root)},
-    )
+def run_in_tree(warm: WarmPython, root: Path, code: str, cwd: Path) -> str:
+    """Python code in a fresh process that imports the tree at `root` first; its stdout."""
+    result = warm.run(code, cwd=cwd, env={**ENV, "PYTHONPATH": str(root)})
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -93,13 +88,13 @@ def _lines(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(INSTALLS))
-def test_tutorial_install_is_named_refused_adopted_and_reverted(name: str, tree: Path) -> None:
+def test_tutorial_install_is_named_refused_adopted_and_reverted(name: str, tree: Path, warm_python: WarmPython) -> None:
     options = INSTALLS[name]
     package = tree / "ultralytics"
     install_tutorial(package, **options)
     module = package / "nn/Addmodules" / f"{options.get('file_stem', 'HaloAttention')}.py"
     user_yaml = package / "cfg/models/11/yolo11-HaloAttention.yaml"
-    old_module = run_in_tree(tree, SAVE_OLD, cwd=tree.parent).strip()
+    old_module = run_in_tree(warm_python, tree, SAVE_OLD, cwd=tree.parent).strip()
     assert old_module == f"ultralytics.nn.Addmodules.{module.stem}"
     pristine = tree_hashes(tree)
 
@@ -139,7 +134,7 @@ def test_tutorial_install_is_named_refused_adopted_and_reverted(name: str, tree:
     assert sum("HaloAttention" in l and l.lstrip().startswith(("if m", "elif m")) for l in tasks) == 1
     assert CBAM_BRANCH.splitlines()[0] in tasks or name == "set"
 
-    out = run_in_tree(tree, CHECK_ADOPTED, cwd=tree.parent)
+    out = run_in_tree(warm_python, tree, CHECK_ADOPTED, cwd=tree.parent)
     assert "tasks ultralytics.nn.Addmodules.halo_attention\n" in out
     assert f"eager ['ultralytics.nn.Addmodules.CBAM', 'ultralytics.nn.Addmodules.halo_attention'] False\n" in out
     assert "built yolo11n-HaloAttention.yaml ultralytics.nn.Addmodules.halo_attention\n" in out
@@ -191,7 +186,7 @@ def test_adopt_refuses_a_module_file_holding_other_classes(tree: Path) -> None:
 
 
 @pytest.mark.parametrize("layout", ["addmodules", "modules"])
-def test_other_tutorial_modules_are_untouched(layout: str, tree: Path) -> None:
+def test_other_tutorial_modules_are_untouched(layout: str, tree: Path, warm_python: WarmPython) -> None:
     """CBAM with its own file, star import and `elif m is CBAM:`: apply adds only ours, revert only takes ours out."""
     package = tree / "ultralytics"
     install_cbam(package)
@@ -216,6 +211,7 @@ def test_other_tutorial_modules_are_untouched(layout: str, tree: Path) -> None:
         assert (package / "nn/Addmodules/__init__.py").read_bytes() == cbam_init
         assert [l for l in tasks if "HaloAttention" in l and l.startswith("from ")] == ["from ultralytics.nn.modules import HaloAttention  # halo-patch"]
     out = run_in_tree(
+        warm_python,
         tree,
         """
         import ultralytics.nn.tasks as t
@@ -247,11 +243,11 @@ def test_readopt_after_a_hand_edit_keeps_the_original_backups(tree: Path) -> Non
     assert tree_hashes(tree) == pristine
 
 
-def test_adopt_into_the_modules_layout(tree: Path) -> None:
+def test_adopt_into_the_modules_layout(tree: Path, warm_python: WarmPython) -> None:
     """--adopt --layout modules: the user's class leaves Addmodules' imports, ours comes from nn/modules."""
     package = tree / "ultralytics"
     install_tutorial(package, form="is")
-    old_module = run_in_tree(tree, SAVE_OLD, cwd=tree.parent).strip()
+    old_module = run_in_tree(warm_python, tree, SAVE_OLD, cwd=tree.parent).strip()
     pristine = tree_hashes(tree)
     adopted = cli("apply", "--target", str(tree), "--adopt", "--layout", "modules")
     assert adopted.code == 0, adopted.err
@@ -261,7 +257,7 @@ def test_adopt_into_the_modules_layout(tree: Path) -> None:
         "from ultralytics.nn.modules import HaloAttention  # halo-patch",
         "from ultralytics.nn.Addmodules import *",
     ]
-    out = run_in_tree(tree, CHECK_ADOPTED, cwd=tree.parent)
+    out = run_in_tree(warm_python, tree, CHECK_ADOPTED, cwd=tree.parent)
     assert "tasks ultralytics.nn.modules.halo_attention\n" in out
     assert "eager ['ultralytics.nn.Addmodules.CBAM'] False\n" in out
     assert "built yolo11n-HaloAttention-halo-patch.yaml ultralytics.nn.modules.halo_attention\n" in out

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import difflib
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from cli_helpers import cli
 from conftest import copy_installed, make_clone, make_site_packages, tree_hashes
+from warm_python import WarmPython
 
 ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "YOLO_OFFLINE": "1"}
 
@@ -38,11 +36,9 @@ LOAD_RESTRICTED = """
 """
 
 
-def run_in_tree(root: Path, code: str, cwd: Path, **env: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, cwd=cwd, env={**ENV, "PYTHONPATH": str(root), **env},
-    )
+def run_in_tree(warm: WarmPython, root: Path, code: str, cwd: Path, **env: str) -> str:
+    """Python code in a fresh process that imports the tree at `root` first; its stdout."""
+    result = warm.run(code, cwd=cwd, env={**ENV, "PYTHONPATH": str(root), **env})
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -55,7 +51,7 @@ def added_lines(before: str, after: str) -> list[str]:
 
 
 @pytest.mark.parametrize("layout", ["modules", "addmodules"])
-def test_checkpoint_under_restricted_loading(layout: str, tmp_path: Path) -> None:
+def test_checkpoint_under_restricted_loading(layout: str, tmp_path: Path, warm_python: WarmPython) -> None:
     """modules: the checkpoint loads with ULTRALYTICS_SAFE_LOAD=1 through Ultralytics' loader;
     addmodules (the tutorial's place): the same checkpoint is refused there. That is the trade-off."""
     root = tmp_path / "tree"
@@ -76,15 +72,15 @@ def test_checkpoint_under_restricted_loading(layout: str, tmp_path: Path) -> Non
         assert tasks_added[0] == "from ultralytics.nn.Addmodules import HaloAttention  # halo-patch"
     assert tasks_added[1:] == ["        elif m is HaloAttention:  # halo-patch", "            c2 = ch[f]  # halo-patch", "            args = [c2, *args]  # halo-patch"]
 
-    run_in_tree(root, SAVE, cwd=tmp_path)
-    out = run_in_tree(root, LOAD_RESTRICTED, cwd=tmp_path, ULTRALYTICS_SAFE_LOAD="1")
+    run_in_tree(warm_python, root, SAVE, cwd=tmp_path)
+    out = run_in_tree(warm_python, root, LOAD_RESTRICTED, cwd=tmp_path, ULTRALYTICS_SAFE_LOAD="1")
     assert out.startswith("restricted True\n")
     if layout == "modules":
         assert out.endswith("loaded ultralytics.nn.modules.halo_attention (1, 84, 126)\n"), out
     else:
         assert out.endswith("refused TypeError ERROR ❌️ halo.pt references types outside the supported Ultralytics checkpoint format. "
                             "Use an official Ultralytics model, i.e. 'yolo predict model=yolo26n.pt'\n"), out
-        unrestricted = run_in_tree(root, LOAD_RESTRICTED, cwd=tmp_path, ULTRALYTICS_SAFE_LOAD="0")
+        unrestricted = run_in_tree(warm_python, root, LOAD_RESTRICTED, cwd=tmp_path, ULTRALYTICS_SAFE_LOAD="0")
         assert unrestricted == "restricted False\nloaded ultralytics.nn.Addmodules.halo_attention (1, 84, 126)\n"
 
 

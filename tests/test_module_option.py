@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_installed, run_cli, tree_hashes
+from cli_helpers import cli
+from conftest import copy_installed, tree_hashes
 from module_files import train_step, write_modules
+from warm_python import WarmPython
 
 
 def _ok(*args: str) -> str:
-    r = run_cli(*args)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
+    r = cli(*args)
+    assert r.code == 0, r.out + r.err
+    return r.out
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -36,7 +38,7 @@ def tree(tmp_path_factory) -> tuple[Path, Path, dict[str, Path]]:
     return root / "tree", package, write_modules(root / "mods")
 
 
-def test_three_modules_stacked_trained_and_reverted_one_at_a_time(tree, tmp_path):
+def test_three_modules_stacked_trained_and_reverted_one_at_a_time(tree, tmp_path, warm_python: WarmPython):
     root, package, mods = tree
     models = package / "cfg" / "models" / "11"
     pristine = tree_hashes(root)
@@ -74,14 +76,15 @@ def test_three_modules_stacked_trained_and_reverted_one_at_a_time(tree, tmp_path
     assert "ChannelShuffle: channels none (ChannelShuffle(groups): no required argument -> none)" in out
     assert _rows(models / "yolo11-ChannelShuffle.yaml")[7] == [-1, 1, "ChannelShuffle", []]
 
-    status = run_cli("status", "--target", str(root))
-    assert status.returncode == 0, status.stdout
+    status = cli("status", "--target", str(root))
+    assert status.code == 0, status.out
     for name, stem in (("SPPELANBlock", "sppelan_block"), ("SEBlock", "se_block"), ("ChannelShuffle", "channel_shuffle")):
-        assert f"{name} module" in status.stdout and f"{name} parse_model branch" in status.stdout
-        assert f"{name} (from {stem}.py) is applied." in status.stdout
-    assert "HaloAttention is not applied." in status.stdout
+        assert f"{name} module" in status.out and f"{name} parse_model branch" in status.out
+        assert f"{name} (from {stem}.py) is applied." in status.out
+    assert "HaloAttention is not applied." in status.out
 
     result = train_step(
+        warm_python,
         root,
         [("yolo11n-SPPELANBlock-SEBlock.yaml", ["SEBlock", "SPPELANBlock"]), ("yolo11n-ChannelShuffle.yaml", ["ChannelShuffle"])],
         tmp_path,
@@ -92,10 +95,10 @@ def test_three_modules_stacked_trained_and_reverted_one_at_a_time(tree, tmp_path
     shuffle = result["yolo11n-ChannelShuffle.yaml"]
     assert shuffle["layers"] == ["ChannelShuffle"] and shuffle["n_params"] == [0] and shuffle["out_grad"][0] > 0
 
-    out = _ok("verify", "--target", str(root), "--module", "SPPELANBlock", "--imgsz", "128")
+    out = _ok("verify", "--target", str(root), "--module", "SPPELANBlock", "--imgsz", "64")
     assert "build yolo11n-SPPELANBlock-SEBlock" in out and "build yolo11n-SPPELANBlock " in out
     assert "non-zero gradients on all 6 SPPELANBlock tensors" in out and "verify passed: SPPELANBlock works" in out
-    out = _ok("verify", "--target", str(root), "--module", "ChannelShuffle", "--imgsz", "128")
+    out = _ok("verify", "--target", str(root), "--module", "ChannelShuffle", "--imgsz", "64")
     assert "ChannelShuffle has no parameters; gradients flow through all 1 of its outputs" in out
 
     _ok("revert", "--target", str(root), "--module", "ChannelShuffle")
@@ -133,10 +136,10 @@ def test_refusals_are_one_line_exit_2_tree_unchanged(tree, tmp_path, case):
     path = tmp_path / f"{case}.py"
     path.write_text(text)
     before = tree_hashes(root)
-    r = run_cli("apply", "--target", str(root), "--module", str(path))
-    assert r.returncode == 2, r.stdout + r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], r.stderr
+    r = cli("apply", "--target", str(root), "--module", str(path))
+    assert r.code == 2, r.out + r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], r.err
     assert tree_hashes(root) == before
 
 
@@ -146,8 +149,8 @@ def test_channels_given_and_revert_of_unknown_module(tree, tmp_path):
     path.write_text(REFUSALS["unknown_rule"][0])
     before = tree_hashes(root)
     for verb in ("revert", "verify"):
-        r = run_cli(verb, "--target", str(root), "--module", "Odd")
-        assert r.returncode == 2 and "--module Odd: no such module" in r.stderr, r.stderr
+        r = cli(verb, "--target", str(root), "--module", "Odd")
+        assert r.code == 2 and "--module Odd: no such module" in r.err, r.err
     out = _ok("apply", "--target", str(root), "--module", str(path), "--channels", "none", "--args", "2,3")
     assert "Odd: channels none (--channels none)" in out
     _ok("revert", "--target", str(root), "--module", "Odd")
@@ -161,14 +164,14 @@ def test_hand_made_install_of_another_module_named_adopted_and_reverted(tmp_path
     root = tmp_path / "tree"
     package = copy_installed(root)
     install_cbam(package)  # the tutorial's way: CBAM.py, `from .CBAM import *`, a star import in tasks.py, `elif m is CBAM:`
-    status = run_cli("status", "--target", str(root))
-    assert "CBAM: a module added by hand, not by halo-patch (left as it is):" in status.stdout
-    assert "  CBAM module  ultralytics/nn/Addmodules/CBAM.py: defines class CBAM" in status.stdout
+    status = cli("status", "--target", str(root))
+    assert "CBAM: a module added by hand, not by halo-patch (left as it is):" in status.out
+    assert "  CBAM module  ultralytics/nn/Addmodules/CBAM.py: defines class CBAM" in status.out
     module = tmp_path / "cbam_block.py"
     module.write_text(CBAM_MODULE)
     before = tree_hashes(root)
-    r = run_cli("apply", "--target", str(root), "--module", str(module))  # Ultralytics has a CBAM of its own
-    assert r.returncode == 2 and "class CBAM clashes with an Ultralytics class (ultralytics/nn/modules/conv.py)" in r.stderr
+    r = cli("apply", "--target", str(root), "--module", str(module))  # Ultralytics has a CBAM of its own
+    assert r.code == 2 and "class CBAM clashes with an Ultralytics class (ultralytics/nn/modules/conv.py)" in r.err
     assert tree_hashes(root) == before
 
     addmodules = package / "nn" / "Addmodules"  # SEBlock by hand, beside CBAM, as the SE post does it
@@ -176,15 +179,15 @@ def test_hand_made_install_of_another_module_named_adopted_and_reverted(tmp_path
     (addmodules / "__init__.py").write_text((addmodules / "__init__.py").read_text() + "from .SE import *\n")
     edit(package / "nn" / "tasks.py", "        else:\n            c2 = ch[f]\n", "        elif m in {SEBlock}:\n            c2 = ch[f]\n            args = [c2, *args]\n        else:\n            c2 = ch[f]\n")
     hand_made = tree_hashes(root)
-    status = run_cli("status", "--target", str(root))
-    assert "SEBlock: a module added by hand, not by halo-patch (left as it is):" in status.stdout and "  SEBlock module  ultralytics/nn/Addmodules/SE.py: defines class SEBlock" in status.stdout
-    assert "`halo-patch apply --module <its file> --adopt` puts halo-patch's SEBlock in its place." in status.stdout
+    status = cli("status", "--target", str(root))
+    assert "SEBlock: a module added by hand, not by halo-patch (left as it is):" in status.out and "  SEBlock module  ultralytics/nn/Addmodules/SE.py: defines class SEBlock" in status.out
+    assert "`halo-patch apply --module <its file> --adopt` puts halo-patch's SEBlock in its place." in status.out
 
     module = tmp_path / "se_block.py"
     module.write_text(SE)
-    r = run_cli("apply", "--target", str(root), "--module", str(module))
-    assert r.returncode == 2 and tree_hashes(root) == hand_made
-    assert "a SEBlock installed by hand is already there (listed above); run `halo-patch apply --module ... --adopt`" in r.stderr
+    r = cli("apply", "--target", str(root), "--module", str(module))
+    assert r.code == 2 and tree_hashes(root) == hand_made
+    assert "a SEBlock installed by hand is already there (listed above); run `halo-patch apply --module ... --adopt`" in r.err
     out = _ok("apply", "--target", str(root), "--module", str(module), "--adopt")
     assert "SEBlock installed by hand:" in out and "`elif m in {SEBlock}:` builds it as halo-patch does (reused)" in out
     init = (addmodules / "__init__.py").read_text()
@@ -206,6 +209,6 @@ def test_usage_errors_of_module_options(tree, tmp_path):
         (("--module", str(mods["sppelan_block"]), "--replace", "23", "--args", "64"), "--replace 23 is not a layer SPPELANBlock can take; expected 0 to 22"),
     ]
     for args, message in cases:
-        r = run_cli("apply", "--target", str(root), *args)
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (args, r.stderr)
+        r = cli("apply", "--target", str(root), *args)
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and message in r.err, (args, r.err)
     assert tree_hashes(root) == before

@@ -166,11 +166,11 @@ def test_sitecustomize_puts_another_copy_first(patched_installed: Path, tmp_path
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(f"import sys\nsys.path.insert(0, {str(other.parent)!r})\n")
-    result = run_cli("verify", "--target", str(patched_installed), "--quiet", env={"PYTHONPATH": str(hook)})
-    assert result.returncode == 1
-    assert result.stdout.count("\n") == 1  # --quiet: the verdict only
-    assert result.stdout.startswith("verify failed at ultralytics import: ")
-    assert f"imports ultralytics from {other.resolve()} (another copy), not from the patched target" in result.stdout
+    result = cli("verify", "--target", str(patched_installed), "--quiet", env={"PYTHONPATH": str(hook)})
+    assert result.code == 1
+    assert result.out.count("\n") == 1  # --quiet: the verdict only
+    assert result.out.startswith("verify failed at ultralytics import: ")
+    assert f"imports ultralytics from {other.resolve()} (another copy), not from the patched target" in result.out
 
 
 def test_checks_process_dies(tmp_path: Path) -> None:
@@ -228,7 +228,7 @@ def test_layout_modules(tmp_path: Path) -> None:
     package = copy_installed(tmp_path / "tree")
     assert cli("apply", "--target", str(package), "--layout", "modules").code == 0
     report = tmp_path / "report.json"
-    result = cli("verify", "--target", str(package), "--json", str(report))
+    result = cli("verify", "--target", str(package), "--json", str(report), "--imgsz", "64")
     assert result.code == 0, result.out
     env = json.loads(report.read_text())["environment"]
     assert env["halo_attention_class"] == "ultralytics.nn.modules.halo_attention.HaloAttention"
