@@ -293,7 +293,7 @@ def test_training_after_inference_mode_at_the_same_size() -> None:
 @pytest.mark.parametrize("height, width", [(1, 1), (20, 15), (21, 21)])
 def test_autocast_has_no_nan(dtype: torch.dtype, height: int, width: int) -> None:
     layer = make_layer(dim=64, heads=4, dim_head=16)
-    x = torch.randn(2, 64, height, width, requires_grad=True)
+    x = torch.randn(1, 64, height, width, requires_grad=True)  # one image: NaNs come from masking, not from the batch
     with torch.autocast("cpu", dtype=dtype):
         y = layer(x)
     assert y.dtype == dtype and torch.isfinite(y).all()
