@@ -119,3 +119,12 @@ def patched_installed(tmp_path_factory) -> Path:
     result = run_cli("apply", "--target", str(root))
     assert result.returncode == 0, result.stdout + result.stderr
     return package
+
+
+@pytest.fixture(scope="session")
+def trained_sources(tmp_path_factory) -> dict:
+    """Checkpoints Ultralytics' trainer made (det_n, det_s, seg_n, seg_s; the tutorial's saved model), trained once
+    per session in one process (tests/trained.py); test_weights and test_compare_weights share it."""
+    from trained import train_sources
+
+    return train_sources(tmp_path_factory.mktemp("trained_sources", numbered=False))

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import cli
 from conftest import run_cli
 
 from halo_patch.compare import stats
 
 SEEDS, EPOCHS, IMGSZ, BATCH = 2, 2, 64, 4
 BASE, VARIANT = "yolo11n", "yolo11n-HaloAttention"
+pytestmark = pytest.mark.xdist_group("test_compare")  # one worker trains the comparison once
 T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 9: 2.2622, 29: 2.0452}  # Student t, two-sided 95 % (tables)
 
 
@@ -273,10 +275,10 @@ def test_bad_input_exit_2_nothing_started(setup: dict, change: dict, message: st
         args += ["--variant", change["variant"]]
     if "set" in change:
         args += ["--set", change["set"]]
-    result = run_cli(*args, env=setup["env"])
-    assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
-    assert message.format(root=setup["root"]) in result.stderr
+    result = cli(*args)  # in process: refused before anything starts
+    assert result.code == 2 and result.out == ""
+    assert result.err.count("\n") == 1 and result.err.startswith("error: ")
+    assert message.format(root=setup["root"]) in result.err
     assert not out.exists()
 
 
