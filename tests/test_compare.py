@@ -211,10 +211,10 @@ def test_second_call_trains_nothing_and_other_settings_are_refused(first: dict, 
     again = run_cli(*compare_args(setup["package"], setup["data"], out), "--json", str(out / "again.json"), env=setup["env"])
     assert again.returncode == 0 and f"Report: {out / 'compare.md'}" in again.stdout  # a PATH: the report printed too
     assert json.loads((out / "again.json").read_text()) == json.loads((out / "compare.json").read_text())
-    other = run_cli(*compare_args(setup["package"], setup["data"], out, epochs=3), env=setup["env"])
-    assert other.returncode == 2 and other.stdout == ""
-    assert other.stderr.count("\n") == 1 and "holds a comparison made with other settings" in other.stderr
-    assert '"epochs": 2' in other.stderr and '"epochs": 3' in other.stderr
+    other = cli(*compare_args(setup["package"], setup["data"], out, epochs=3))  # in process: refused before anything starts
+    assert other.code == 2 and other.out == ""
+    assert other.err.count("\n") == 1 and "holds a comparison made with other settings" in other.err
+    assert '"epochs": 2' in other.err and '"epochs": 3' in other.err
 
 
 def test_killed_call_resumes_without_retraining(setup: dict) -> None:
