@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_cli
+from in_target_check import assert_in_target_source
 
 from halo_patch.compare import stats
 
@@ -346,20 +347,7 @@ def test_average_precision_equals_ultralytics() -> None:
 def test_in_target_code_is_python_38_with_allowed_imports(path: Path) -> None:
     """compare's jobs run in whatever Python owns the target: 3.8 syntax, stdlib + torch + ultralytics (+ numpy,
     matplotlib, PIL that Ultralytics brings), never halo_patch, and those packages only inside functions."""
-    import ast
-
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 8))
-    top_level = {id(n) for n in tree.body}
-    third_party = {"torch", "ultralytics", "numpy", "matplotlib", "PIL"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots = {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        assert not {r for r in roots if r not in sys.stdlib_module_names and r not in third_party}, (path.name, node.lineno)
-        assert not (third_party & roots and id(node) in top_level), (path.name, node.lineno)
+    assert_in_target_source(path, {"torch", "ultralytics", "numpy", "matplotlib", "PIL"})
 
 
 def test_a_variant_without_the_layer_fails_in_preflight(setup: dict, tmp_path: Path) -> None:
