@@ -68,15 +68,20 @@ def make_site_packages(version: str, dest: Path) -> Path:
     return dest / "ultralytics"
 
 
-def installed_version() -> str:
-    """`__version__` of the environment's ultralytics, read as text (never imported here)."""
+def read_version(package: Path) -> str:
+    """`__version__` of an ultralytics package dir, read as text (never imported here)."""
     import ast
 
-    init = installed_package_dir() / "__init__.py"
+    init = package / "__init__.py"
     for node in ast.parse(init.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
             return node.value.value
     raise AssertionError(f"{init}: no __version__")
+
+
+def installed_version() -> str:
+    """`__version__` of the environment's ultralytics, read as text (never imported here)."""
+    return read_version(installed_package_dir())
 
 
 def copy_installed(dest: Path) -> Path:
