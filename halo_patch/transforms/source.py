@@ -63,11 +63,23 @@ class SourceFile:
 
     @classmethod
     def parse(cls, source: str, where: str) -> SourceFile:
-        check_python_nesting(source, where)  # libcst would crash (SIGSEGV) on a 100 000-deep expression
-        try:
-            return cls(cst.parse_module(source), where)
-        except cst.ParserSyntaxError as exc:
-            raise NotPythonError(f"{where}: not valid Python (line {exc.raw_line}); expected an Ultralytics source") from None
+        module = _PARSED.get(source)
+        if module is None:
+            check_python_nesting(source, where)  # libcst would crash (SIGSEGV) on a 100 000-deep expression
+            try:
+                module = cst.parse_module(source)
+            except cst.ParserSyntaxError as exc:
+                raise NotPythonError(f"{where}: not valid Python (line {exc.raw_line}); expected an Ultralytics source") from None
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.pop(next(iter(_PARSED)))
+            _PARSED[source] = module
+        return cls(module, where)
+
+
+# One parse per text: a run reads tasks.py in its planner, its trust check and its status rows.
+# libcst trees are immutable (every edit makes a new tree), so one parsed text serves every reader.
+_PARSED: dict[str, cst.Module] = {}
+_PARSED_MAX = 8
 
 
 def _import_from_module(stmt: cst.CSTNode) -> str | None:
