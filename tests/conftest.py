@@ -105,6 +105,16 @@ def tree_hashes(root: Path) -> dict[str, str]:
     return out
 
 
+def seal_matches(data: bytes, path: Path) -> bool:
+    """The README's seal, recomputed here: a first line `# halo-patch sha256:<hex>` holding the sha256 of the
+    file's path under cfg/models/, a newline, and every byte after that line (CRLF read as LF)."""
+    first, _, rest = data.replace(b"\r\n", b"\n").partition(b"\n")
+    parts = path.parts
+    at = max(i for i in range(len(parts) - 1) if parts[i : i + 2] == ("cfg", "models"))
+    where = "/".join(parts[at + 2 :]).encode("utf-8")
+    return first == b"# halo-patch sha256:" + hashlib.sha256(where + b"\n" + rest).hexdigest().encode("ascii")
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real console entry point in a subprocess, as a user runs it."""
     return subprocess.run(

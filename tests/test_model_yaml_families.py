@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_helpers import cli
-from conftest import copy_installed, tree_hashes
+from conftest import copy_installed, seal_matches, tree_hashes
 
-from halo_patch import ownership
 from halo_patch.verify.models import guess_task
 
 # (--base, extra apply flags); a user's own yaml (by path) gets two placements, one of them in the head.
@@ -114,7 +113,7 @@ def test_every_family_builds_runs_trains_and_reverts(tmp_path: Path, monkeypatch
         assert "Graph proven" in result.out
         assert f"Build it with YOLO('{scaled(source.stem, 'n')}')" in result.out
         written = path.read_bytes()  # exactly what apply wrote: sealed, with our rows at the expected layers
-        assert ownership.is_sealed_as(written, path), base
+        assert seal_matches(written, path), base
         new_rows = rows(yaml.safe_load(written))
         assert [i for i, r in enumerate(new_rows) if r[2] == "HaloAttention"] == layers, base
         assert [r[1:] for r in new_rows if r[2] != "HaloAttention"] == [r[1:] for r in rows(model)], base
