@@ -102,7 +102,7 @@ def test_every_family_builds_runs_trains_and_reverts(tmp_path: Path, monkeypatch
     user_yaml = tmp_path / "mine" / USER_YAML
     user_yaml.parent.mkdir()
     shutil.copy(shipped_yaml(package, "yolo11"), user_yaml)
-    cases = {}  # --base -> (base yaml data, the file apply writes, the name to build at n, inserted layers, table)
+    cases = {}  # --base -> (base yaml data, the file apply writes, the base's stem, inserted layers, c_in per scale shown)
     for base, flags in [*((b, []) for b in FAMILIES), (str(user_yaml), USER_FLAGS)]:
         source = shipped_yaml(package, base) if base in FAMILIES else user_yaml
         path = (source.parent if base in FAMILIES else package / "cfg/models/custom") / f"{source.stem}-HaloAttention.yaml"
@@ -121,6 +121,8 @@ def test_every_family_builds_runs_trains_and_reverts(tmp_path: Path, monkeypatch
         assert [int(row[0]) for row in table] == layers, base
         cases[base] = (model, path, source.stem, layers, {s: [int(row[3 + k]) for row in table] for k, s in enumerate(SCALES)})
     assert cases["yolo11"][3] == [9] and cases[str(user_yaml)][3] == [5, 18]  # README: after 8 C3k2 (then SPPF)
+    assert cases[str(user_yaml)][1] == package / "cfg/models/custom/yolo11-p4p3-HaloAttention.yaml"
+    assert scaled("yolo11-seg", "n") == "yolo11n-seg-HaloAttention.yaml" and scaled("yolov8", "x") == "yolov8x-HaloAttention.yaml"
 
     # Ultralytics builds every written yaml at n/s/m/l/x: the layers and input channels apply reported
     env = {**os.environ, "PYTHONPATH": str(package.parent), "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path),
