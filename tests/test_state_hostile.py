@@ -214,8 +214,10 @@ def test_hostile_state_never_touches_anything_outside(pristine_copy: Path, tmp_p
         shutil.copytree(pristine_copy, tree, symlinks=True)
         case(tree, _victim(victim))
         outside, set_up = tree_hashes(victim), tree_hashes(tree)
-        named = [p for p in tree.rglob("*") if p.is_symlink() and str(victim) in os.readlink(p)]
-        named += [p for p in tree.rglob("*.json") if p.is_file() and ("victim" in p.read_text() or str(victim) in p.read_text())]
+        state = tree / STATE  # where the hostile input is: the state dir, or a link in nn/
+        places = [state, *(state.rglob("*") if state.is_dir() and not state.is_symlink() else ()), *(tree / "ultralytics/nn").iterdir()]
+        named = [p for p in places if p.is_symlink() and str(victim) in os.readlink(p)]
+        named += [p for p in places if p.suffix == ".json" and p.is_file() and "victim" in p.read_text()]
         assert named, f"{case.__name__}: the hostile input names no victim outside the tree"
         results = {verb: cli(*verb.split(), "--target", str(tree)) for verb in VERBS}
         for verb, result in results.items():
