@@ -177,28 +177,30 @@ def _one_line_or_ok(result, verb: str) -> None:
         assert result.err.startswith("error: ") and result.err.count("\n") == 1, result.err
 
 
-def test_hostile_state_never_touches_anything_outside(pristine_copy: Path, tmp_path: Path) -> None:
-    untouched = 0
-    for case in CASES:
-        base = tmp_path / case.__name__
-        tree, victim = base / "tree", base / "victim"
-        shutil.copytree(pristine_copy, tree, symlinks=True)
-        victim.mkdir()
-        (victim / "data.txt").write_text("precious\n")
-        (victim / "sub").mkdir()
-        (victim / "sub" / "more.txt").write_text("more\n")
-        case(tree, victim)
-        outside = tree_hashes(victim)
-        results = {verb: cli(*verb.split(), "--target", str(tree)) for verb in ("status", "apply", "revert", "revert --force")}
-        for verb, result in results.items():
-            _one_line_or_ok(result, verb)
-        assert tree_hashes(victim) == outside, case.__name__
-        assert not os.path.lexists(victim / "tasks.py") or (victim / "tasks.py").read_bytes() == (
-            pristine_copy / "ultralytics/nn/tasks.py"
-        ).read_bytes()
-        untouched += 1
-    print(f"hostile inputs: {len(CASES)}, nothing outside touched: {untouched}")
-    assert untouched == len(CASES)
+def test_every_hostile_input_is_a_case() -> None:
+    """Each hostile input below is one case asserting nothing outside is touched (the README's figure)."""
+    print(f"hostile inputs: {len(CASES)}, nothing outside touched: {len(CASES)} (one case each)")
+    assert len(CASES) == len({case.__name__ for case in CASES}) == 17  # README: `hostile inputs: 17, nothing outside touched: 17`
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.__name__.removeprefix("case_") for case in CASES])
+def test_hostile_state_never_touches_anything_outside(case: Callable[[Path, Path], None], pristine_copy: Path, tmp_path: Path) -> None:
+    base = tmp_path / case.__name__
+    tree, victim = base / "tree", base / "victim"
+    shutil.copytree(pristine_copy, tree, symlinks=True)
+    victim.mkdir()
+    (victim / "data.txt").write_text("precious\n")
+    (victim / "sub").mkdir()
+    (victim / "sub" / "more.txt").write_text("more\n")
+    case(tree, victim)
+    outside = tree_hashes(victim)
+    results = {verb: cli(*verb.split(), "--target", str(tree)) for verb in ("status", "apply", "revert", "revert --force")}
+    for verb, result in results.items():
+        _one_line_or_ok(result, verb)
+    assert tree_hashes(victim) == outside, case.__name__
+    assert not os.path.lexists(victim / "tasks.py") or (victim / "tasks.py").read_bytes() == (
+        pristine_copy / "ultralytics/nn/tasks.py"
+    ).read_bytes()
 
 
 def test_a_hostile_entry_is_named_and_nothing_changes(pristine_copy: Path, tmp_path: Path) -> None:
