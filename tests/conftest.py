@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import hashlib
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -15,6 +18,11 @@ import pytest
 
 # Ultralytics cannot reach its hub from CI machines: no version checks, no downloads.
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# Ultralytics writes its settings file on first use: never the user's, and one dir per test process
+# (pytest-xdist workers would race on one settings.json).
+_CONFIG_DIR = tempfile.mkdtemp(prefix="halo-patch-tests-yolo-config-")
+atexit.register(shutil.rmtree, _CONFIG_DIR, True)
+os.environ["YOLO_CONFIG_DIR"] = _CONFIG_DIR
 
 # Releases that cover every shape the patch meets (see shared notes / README "Tested releases").
 RELEASES = {
@@ -41,12 +49,16 @@ def installed_package_dir() -> Path:
 def fetch_wheel(version: str) -> Path:
     """`pip download --no-deps ultralytics==X`, cached between runs."""
     wheel = CACHE / f"ultralytics-{version}-py3-none-any.whl"
-    if not wheel.is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", f"ultralytics=={version}", "-d", str(CACHE)],
-            check=True,
-        )
+    if wheel.is_file():
+        return wheel
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".download.lock", "w") as lock:  # parallel test workers: one download, never a half-written wheel
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not wheel.is_file():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", f"ultralytics=={version}", "-d", str(CACHE)],
+                check=True,
+            )
     return wheel
 
 
