@@ -127,7 +127,7 @@ class ForkServer:
         return self._ask({"warm": list(args)})["returncode"]
 
     def run(self, spec: str, log: str | Path | None, *args: str) -> subprocess.CompletedProcess:
-        """`halo-patch ARGS` as a forked process with fault points armed (as faults.run_cli_with_faults)."""
+        """`halo-patch ARGS` as a forked process with fault points armed; a `kill` point SIGKILLs it (returncode -9)."""
         self.runs += 1
         answer = self._ask({"run": [spec, str(log or ""), *args], "out": str(self.scratch / f"run{self.runs}")})
         return subprocess.CompletedProcess(["halo-patch", *args], answer["returncode"], answer["stdout"], answer["stderr"])
