@@ -205,40 +205,43 @@ def _one_line_or_ok(result, verb: str) -> None:
         assert result.err.startswith("error: ") and result.err.count("\n") == 1, result.err
 
 
-def test_hostile_state_never_touches_anything_outside(pristine_copy: Path, tmp_path: Path) -> None:
-    untouched = 0
+def test_every_hostile_input_is_a_case() -> None:
+    """Each hostile input below is one case asserting nothing outside is touched (the README's figure)."""
+    assert set(EXPECTED) == set(CASES)
+    print(f"hostile inputs: {len(CASES)}, nothing outside touched: {len(CASES)} (one case each)")
+    assert len(CASES) == len({case.__name__ for case in CASES}) == 17  # README: `hostile inputs: 17, nothing outside touched: 17`
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.__name__.removeprefix("case_") for case in CASES])
+def test_hostile_state_never_touches_anything_outside(case: Callable[[Path, Path], None], pristine_copy: Path, tmp_path: Path) -> None:
     package = tree_hashes(pristine_copy / "ultralytics")
-    for case in CASES:
-        base = tmp_path / case.__name__
-        tree, victim = base / "tree", base / "victim"
-        shutil.copytree(pristine_copy, tree, symlinks=True)
-        case(tree, _victim(victim))
-        outside, set_up = tree_hashes(victim), tree_hashes(tree)
-        state = tree / STATE  # where the hostile input is: the state dir, or a link in nn/
-        places = [state, *(state.rglob("*") if state.is_dir() and not state.is_symlink() else ()), *(tree / "ultralytics/nn").iterdir()]
-        named = [p for p in places if p.is_symlink() and str(victim) in os.readlink(p)]
-        named += [p for p in places if p.suffix == ".json" and p.is_file() and "victim" in p.read_text()]
-        assert named, f"{case.__name__}: the hostile input names no victim outside the tree"
-        results = {verb: cli(*verb.split(), "--target", str(tree)) for verb in VERBS}
-        for verb, result in results.items():
-            _one_line_or_ok(result, verb)
-            if result.code == 2:
-                assert str(tree) in result.err, (case.__name__, verb, result.err)  # names the file it refuses
-        codes, end = EXPECTED[case]
-        assert tuple(r.code for r in results.values()) == codes, (case.__name__, {v: (r.code, r.err) for v, r in results.items()})
-        if codes[0] == 1 and codes[1] == 2:
-            assert "not trusted" in results["status"].out or "symlink" in results["status"].out, (case.__name__, results["status"].out)
-        if end == REFUSED:
-            assert tree_hashes(tree) == set_up, case.__name__
-        else:
-            assert tree_hashes(tree / "ultralytics") == package and not os.path.lexists(tree / STATE), case.__name__
-        assert tree_hashes(victim) == outside, case.__name__
-        assert not os.path.lexists(victim / "tasks.py") or (victim / "tasks.py").read_bytes() == (
-            pristine_copy / "ultralytics/nn/tasks.py"
-        ).read_bytes()
-        untouched += 1
-    print(f"hostile inputs: {len(CASES)}, nothing outside touched: {untouched}")
-    assert untouched == len(CASES) == 17
+    base = tmp_path / case.__name__
+    tree, victim = base / "tree", base / "victim"
+    shutil.copytree(pristine_copy, tree, symlinks=True)
+    case(tree, _victim(victim))
+    outside, set_up = tree_hashes(victim), tree_hashes(tree)
+    state = tree / STATE  # where the hostile input is: the state dir, or a link in nn/
+    places = [state, *(state.rglob("*") if state.is_dir() and not state.is_symlink() else ()), *(tree / "ultralytics/nn").iterdir()]
+    named = [p for p in places if p.is_symlink() and str(victim) in os.readlink(p)]
+    named += [p for p in places if p.suffix == ".json" and p.is_file() and "victim" in p.read_text()]
+    assert named, f"{case.__name__}: the hostile input names no victim outside the tree"
+    results = {verb: cli(*verb.split(), "--target", str(tree)) for verb in VERBS}
+    for verb, result in results.items():
+        _one_line_or_ok(result, verb)
+        if result.code == 2:
+            assert str(tree) in result.err, (case.__name__, verb, result.err)  # names the file it refuses
+    codes, end = EXPECTED[case]
+    assert tuple(r.code for r in results.values()) == codes, (case.__name__, {v: (r.code, r.err) for v, r in results.items()})
+    if codes[0] == 1 and codes[1] == 2:
+        assert "not trusted" in results["status"].out or "symlink" in results["status"].out, (case.__name__, results["status"].out)
+    if end == REFUSED:
+        assert tree_hashes(tree) == set_up, case.__name__
+    else:
+        assert tree_hashes(tree / "ultralytics") == package and not os.path.lexists(tree / STATE), case.__name__
+    assert tree_hashes(victim) == outside, case.__name__
+    assert not os.path.lexists(victim / "tasks.py") or (victim / "tasks.py").read_bytes() == (
+        pristine_copy / "ultralytics/nn/tasks.py"
+    ).read_bytes()
 
 
 def test_a_hostile_entry_is_named_and_nothing_changes(pristine_copy: Path, tmp_path: Path) -> None:
