@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from cli_helpers import cli
 from conftest import copy_installed, run_cli
+from in_target_check import assert_in_target_source
 from trained import MAKE_DATA, SOURCES, TRAIN_ARGS, run_in
 from tutorial_install import install_tutorial
 
@@ -302,19 +302,7 @@ def test_refusals_write_nothing(world: dict, tmp_path: Path) -> None:
 def test_in_target_code_is_python_38_with_allowed_imports(path: Path) -> None:
     """It runs in whatever Python owns the target: 3.8 syntax, stdlib + torch + ultralytics, never halo_patch,
     and torch/ultralytics only inside functions."""
-    import ast
-
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 8))
-    top_level = {id(n) for n in tree.body}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots = {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        assert not {r for r in roots if r not in sys.stdlib_module_names and r not in ("torch", "ultralytics")}, (path.name, node.lineno)
-        assert not ({"torch", "ultralytics"} & roots and id(node) in top_level), (path.name, node.lineno)
+    assert_in_target_source(path, {"torch", "ultralytics"})
 
 
 def test_weights_verb_imports_neither_torch_nor_ultralytics_itself(world: dict, tmp_path: Path) -> None:
