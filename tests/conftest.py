@@ -80,15 +80,20 @@ def make_site_packages(version: str, dest: Path) -> Path:
     return dest / "ultralytics"
 
 
-def installed_version() -> str:
-    """`__version__` of the environment's ultralytics, read as text (never imported here)."""
+def read_version(package: Path) -> str:
+    """`__version__` of an ultralytics package dir, read as text (never imported here)."""
     import ast
 
-    init = installed_package_dir() / "__init__.py"
+    init = package / "__init__.py"
     for node in ast.parse(init.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
             return node.value.value
     raise AssertionError(f"{init}: no __version__")
+
+
+def installed_version() -> str:
+    """`__version__` of the environment's ultralytics, read as text (never imported here)."""
+    return read_version(installed_package_dir())
 
 
 def copy_installed(dest: Path) -> Path:
@@ -112,6 +117,16 @@ def tree_hashes(root: Path) -> dict[str, str]:
     return out
 
 
+def seal_matches(data: bytes, path: Path) -> bool:
+    """The README's seal, recomputed here: a first line `# halo-patch sha256:<hex>` holding the sha256 of the
+    file's path under cfg/models/, a newline, and every byte after that line (CRLF read as LF)."""
+    first, _, rest = data.replace(b"\r\n", b"\n").partition(b"\n")
+    parts = path.parts
+    at = max(i for i in range(len(parts) - 1) if parts[i : i + 2] == ("cfg", "models"))
+    where = "/".join(parts[at + 2 :]).encode("utf-8")
+    return first == b"# halo-patch sha256:" + hashlib.sha256(where + b"\n" + rest).hexdigest().encode("ascii")
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real console entry point in a subprocess, as a user runs it."""
     return subprocess.run(
@@ -131,6 +146,15 @@ def patched_installed(tmp_path_factory) -> Path:
     result = run_cli("apply", "--target", str(root))
     assert result.returncode == 0, result.stdout + result.stderr
     return package
+
+
+@pytest.fixture(scope="session")
+def trained_sources(tmp_path_factory) -> dict:
+    """Checkpoints Ultralytics' trainer made (det_n, det_s, seg_n, seg_s; the tutorial's saved model), trained once
+    per session in one process (tests/trained.py); test_weights and test_compare_weights share it."""
+    from trained import train_sources
+
+    return train_sources(tmp_path_factory.mktemp("trained_sources", numbered=False))
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """Fault injection for the crash-safety tests, owned by the tests: nothing shipped reads a switch.
 
 halo_patch.journal.files passes `checkpoint(label, path)` before every file operation, a function
-that does nothing. `armed` (in this process) and `run_cli_with_faults` (a real `halo-patch`
-process, through the wrapper script `fault_cli.py`) replace it with a `Faults`, which counts the
-operations, can log each one, and stops the chosen ones as asked:
+that does nothing. `armed` (in this process) and `fork_server.ForkServer.run` (a real `halo-patch`
+process forked from a test-owned server) replace it with a `Faults`, which counts the operations,
+can log each one, and stops the chosen ones as asked:
 `<k>:<raise|kill|enospc|interrupt>[,...]`.
 """
 
@@ -12,16 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from halo_patch.journal import files
-
-FAULT_CLI = Path(__file__).resolve().parent / "fault_cli.py"
-
 
 class InjectedFault(RuntimeError):
     """Raised at a fault point chosen with `raise`."""
@@ -63,12 +58,3 @@ def armed(spec: str = "", log: str | Path | None = None) -> Iterator[Faults]:
     finally:
         files.checkpoint = original
 
-
-def run_cli_with_faults(spec: str, log: str | Path | None, *args: str) -> subprocess.CompletedProcess:
-    """`halo-patch ARGS` in a subprocess with fault points armed (a `kill` point really kills it)."""
-    return subprocess.run(
-        [sys.executable, str(FAULT_CLI), spec, str(log or ""), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )

@@ -20,12 +20,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import cli
 from conftest import run_cli
+from in_target_check import assert_in_target_source
 
 from halo_patch.compare import stats
 
 SEEDS, EPOCHS, IMGSZ, BATCH = 2, 2, 64, 4
 BASE, VARIANT = "yolo11n", "yolo11n-HaloAttention"
+pytestmark = pytest.mark.xdist_group("test_compare")  # one worker trains the comparison once
 T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 9: 2.2622, 29: 2.0452}  # Student t, two-sided 95 % (tables)
 
 
@@ -209,10 +212,10 @@ def test_second_call_trains_nothing_and_other_settings_are_refused(first: dict, 
     again = run_cli(*compare_args(setup["package"], setup["data"], out), "--json", str(out / "again.json"), env=setup["env"])
     assert again.returncode == 0 and f"Report: {out / 'compare.md'}" in again.stdout  # a PATH: the report printed too
     assert json.loads((out / "again.json").read_text()) == json.loads((out / "compare.json").read_text())
-    other = run_cli(*compare_args(setup["package"], setup["data"], out, epochs=3), env=setup["env"])
-    assert other.returncode == 2 and other.stdout == ""
-    assert other.stderr.count("\n") == 1 and "holds a comparison made with other settings" in other.stderr
-    assert '"epochs": 2' in other.stderr and '"epochs": 3' in other.stderr
+    other = cli(*compare_args(setup["package"], setup["data"], out, epochs=3))  # in process: refused before anything starts
+    assert other.code == 2 and other.out == ""
+    assert other.err.count("\n") == 1 and "holds a comparison made with other settings" in other.err
+    assert '"epochs": 2' in other.err and '"epochs": 3' in other.err
 
 
 def test_killed_call_resumes_without_retraining(setup: dict) -> None:
@@ -273,10 +276,10 @@ def test_bad_input_exit_2_nothing_started(setup: dict, change: dict, message: st
         args += ["--variant", change["variant"]]
     if "set" in change:
         args += ["--set", change["set"]]
-    result = run_cli(*args, env=setup["env"])
-    assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
-    assert message.format(root=setup["root"]) in result.stderr
+    result = cli(*args)  # in process: refused before anything starts
+    assert result.code == 2 and result.out == ""
+    assert result.err.count("\n") == 1 and result.err.startswith("error: ")
+    assert message.format(root=setup["root"]) in result.err
     assert not out.exists()
 
 
@@ -318,25 +321,44 @@ def test_t_quantiles_match_tables() -> None:
     assert stats.verdict((0.01, 0.001, 0.02)) == "better" and stats.verdict((-0.01, -0.02, -0.001)) == "worse"
 
 
-def test_average_precision_equals_ultralytics() -> None:
-    """compare's pure-Python mAP of per-image statistics equals Ultralytics' ap_per_class on the same numbers."""
-    import numpy as np
-    from ultralytics.utils.metrics import ap_per_class
+AP_SCRIPT = r"""
+import json, sys
+import numpy as np
+from ultralytics.utils.metrics import ap_per_class
 
+out = []
+for images in json.loads(sys.stdin.read()):
+    dets = [d for im in images for d in im["det"]]
+    tp = np.array([[bool(d[2] >> j & 1) for j in range(10)] for d in dets], dtype=bool).reshape(-1, 10)
+    ap = ap_per_class(tp, np.array([d[0] for d in dets]), np.array([d[1] for d in dets]),
+                      np.array([c for im in images for c in im["gt"]]))[5]
+    out.append([float(ap.mean()), float(ap[:, 0].mean())])
+print(json.dumps(out))
+"""
+
+
+def test_average_precision_equals_ultralytics(setup: dict, tmp_path: Path) -> None:
+    """compare's pure-Python mAP of per-image statistics equals Ultralytics' ap_per_class on the same numbers
+    (run in the test tree's Ultralytics, not the environment's)."""
     rng = random.Random(3)
-    for _ in range(40):
-        images = [
-            {"det": [[rng.random(), rng.randrange(3), rng.randrange(1024)] for _ in range(rng.randint(0, 6))],
-             "gt": [rng.randrange(3) for _ in range(rng.randint(1, 4))]}
-            for _ in range(rng.randint(1, 8))
-        ]
-        dets = [d for im in images for d in im["det"]]
-        tp = np.array([[bool(d[2] >> j & 1) for j in range(10)] for d in dets], dtype=bool).reshape(-1, 10)
-        ap = ap_per_class(tp, np.array([d[0] for d in dets]), np.array([d[1] for d in dets]),
-                          np.array([c for im in images for c in im["gt"]]))[5]
+    cases = [
+        [{"det": [[rng.random(), rng.randrange(3), rng.randrange(1024)] for _ in range(rng.randint(0, 6))],
+          "gt": [rng.randrange(3) for _ in range(rng.randint(1, 4))]}
+         for _ in range(rng.randint(1, 8))]
+        for _ in range(40)
+    ]
+    env = {**os.environ, "PYTHONPATH": str(setup["package"].parent), "PYTHONDONTWRITEBYTECODE": "1", "YOLO_OFFLINE": "1",
+           "YOLO_CONFIG_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", AP_SCRIPT], input=json.dumps(cases), capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(theirs) == len(cases)
+    for images, (map50_95, map50) in zip(cases, theirs):
         mine = stats.mean_ap(images)
-        assert mine["mAP50-95"] == pytest.approx(float(ap.mean()), abs=1e-9)
-        assert mine["mAP50"] == pytest.approx(float(ap[:, 0].mean()), abs=1e-9)
+        assert mine["mAP50-95"] == pytest.approx(map50_95, abs=1e-9)
+        assert mine["mAP50"] == pytest.approx(map50, abs=1e-9)
+    images = cases[-1]
     # the paired bootstrap: identical models differ by exactly 0 on every resample
     boot = stats.paired_bootstrap(images, images, 200, seed=1)
     assert (boot["difference"], boot["low"], boot["high"], boot["resamples"]) == (0.0, 0.0, 0.0, 200)
@@ -346,20 +368,7 @@ def test_average_precision_equals_ultralytics() -> None:
 def test_in_target_code_is_python_38_with_allowed_imports(path: Path) -> None:
     """compare's jobs run in whatever Python owns the target: 3.8 syntax, stdlib + torch + ultralytics (+ numpy,
     matplotlib, PIL that Ultralytics brings), never halo_patch, and those packages only inside functions."""
-    import ast
-
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 8))
-    top_level = {id(n) for n in tree.body}
-    third_party = {"torch", "ultralytics", "numpy", "matplotlib", "PIL"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots = {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        assert not {r for r in roots if r not in sys.stdlib_module_names and r not in third_party}, (path.name, node.lineno)
-        assert not (third_party & roots and id(node) in top_level), (path.name, node.lineno)
+    assert_in_target_source(path, {"torch", "ultralytics", "numpy", "matplotlib", "PIL"})
 
 
 def test_a_variant_without_the_layer_fails_in_preflight(setup: dict, tmp_path: Path) -> None:

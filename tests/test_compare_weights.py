@@ -1,32 +1,25 @@
 """`halo-patch compare --weights`: needs the `weights` command (issue 15); run after it is merged.
 
-The base starts from SRC.pt, each variant from SRC carried by `halo-patch weights` (a real subprocess).
+The base starts from SRC.pt (det_n of the session's checkpoints: conftest trained_sources, made by Ultralytics'
+trainer), each variant from SRC carried by `halo-patch weights` (a real subprocess).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import run_cli
 from test_compare import BASE, VARIANT, compare_args, make_dataset
 
+pytestmark = pytest.mark.xdist_group("trained_sources")  # with test_weights: the checkpoints are trained once
 
-def test_compare_weights_starts_both_from_the_same_checkpoint(patched_installed: Path, tmp_path: Path) -> None:
+
+def test_compare_weights_starts_both_from_the_same_checkpoint(patched_installed: Path, trained_sources: dict, tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data")
-    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "PYTHONPATH": str(patched_installed.parent)}
-    env.pop("PYTEST_CURRENT_TEST", None)
-    make_src = (
-        "import sys; from ultralytics import YOLO; m = YOLO('yolo11n.yaml'); "
-        "m.train(data=sys.argv[1], epochs=1, imgsz=64, batch=4, workers=0, device='cpu', plots=False, project=sys.argv[2], name='src', verbose=False)"
-    )
-    proc = subprocess.run([sys.executable, "-c", make_src, str(data), str(tmp_path / "src")], env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    src = tmp_path / "src" / "src" / "weights" / "last.pt"
+    src = trained_sources["src"]["det_n"]
     out = tmp_path / "out"
     result = run_cli(*compare_args(patched_installed, data, out, seeds=1, epochs=1), "--weights", str(src),
                      env={"YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path / "cfg")})

@@ -17,12 +17,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_helpers import cli
 from conftest import copy_installed, tree_hashes
-from faults import run_cli_with_faults
+from fork_server import ForkServer
 from tutorial_install import install_tutorial
 
 from halo_patch.target import find_target
@@ -105,32 +106,55 @@ def test_revert_never_changes_a_hand_made_install(tree: Path) -> None:
                 assert "ignored the stored original of ultralytics/nn/tasks.py" in result.out
 
 
-def test_a_revert_killed_after_adopt_then_revert_again_keeps_the_users_branch(tree: Path, tmp_path: Path) -> None:
-    """apply --adopt, a revert killed at each file operation from its journal write on, then a plain
-    revert: the tutorial install comes back byte for byte (recovery does the job, no second pass)."""
-    package = tree / "ultralytics"
-    install_tutorial(package, form="is")
+# The revert after `apply --adopt` makes 14 file operations, the first its journal write: each is a kill
+# point (README: `revert after adopt: 14 kill points from the journal write on, 14 clean`), one case each.
+ADOPT_REVERT_OPS = 14
+KILLS = list(range(1, ADOPT_REVERT_OPS + 1))
+
+
+@pytest.fixture(scope="module")
+def adopted(pristine: Path, tmp_path_factory) -> Iterator[dict]:
+    """A tutorial install, the same tree after `apply --adopt`, and a fork server for the kills (per worker)."""
+    base = tmp_path_factory.mktemp("adopted")
+    tree = base / "tree"
+    shutil.copytree(pristine, tree, symlinks=True)
+    install_tutorial(tree / "ultralytics", form="is")
     tutorial = tree_hashes(tree)
     assert cli("apply", "--target", str(tree), "--adopt").code == 0
-    adopted = tmp_path / "adopted"
-    shutil.copytree(tree, adopted, symlinks=True)
+    warm = base / "warm"  # the server parses the adopted tasks.py once, for every child
+    shutil.copytree(tree, warm, symlinks=True)
+    server = ForkServer(base / "runs")
+    assert server.warm("revert", "--target", str(warm)) == 0
+    yield {"adopted": tree, "tutorial": tutorial, "server": server}
+    server.close()
+
+
+def test_a_revert_after_adopt_has_its_kill_points_pinned(adopted: dict, tmp_path: Path) -> None:
+    """The revert (a real process) gives back the tutorial install; its file operations from the journal
+    write on are the kill points below, each asserting it ends clean."""
+    work = tmp_path / "tree"
+    shutil.copytree(adopted["adopted"], work, symlinks=True)
     log = tmp_path / "ops.log"
-    assert run_cli_with_faults("", log, "revert", "--target", str(tree)).returncode == 0
-    assert tree_hashes(tree) == tutorial
+    assert adopted["server"].run("", log, "revert", "--target", str(work)).returncode == 0
+    assert tree_hashes(work) == adopted["tutorial"]
     ops = log.read_text().splitlines()
     first = next(i for i, line in enumerate(ops, 1) if "journal.json" in line)
-    clean = 0
-    for k in range(first, len(ops) + 1):
-        work = tmp_path / f"k{k}"
-        shutil.copytree(adopted, work, symlinks=True)
-        killed = run_cli_with_faults(f"{k}:kill", None, "revert", "--target", str(work))
-        assert killed.returncode == -9, (k, killed.stderr)
-        again = cli("revert", "--target", str(work))
-        assert again.code == 0, (k, again.err)
-        assert tree_hashes(work) == tutorial, k
-        clean += 1
-    print(f"revert after adopt: {clean} kill points from the journal write on, {clean} clean")
-    assert clean == len(ops) - first + 1 == 14  # README: 14 kill points, 14 clean
+    assert list(range(first, len(ops) + 1)) == KILLS
+    print(f"revert after adopt: {len(KILLS)} kill points from the journal write on, {len(KILLS)} clean (one case each)")
+    assert len(KILLS) == 14  # README: 14 kill points, 14 clean
+
+
+@pytest.mark.parametrize("k", KILLS, ids=[f"kill-{k:02d}" for k in KILLS])
+def test_a_revert_killed_after_adopt_then_revert_again_keeps_the_users_branch(adopted: dict, k: int, tmp_path: Path) -> None:
+    """apply --adopt, a revert killed at file operation k (a real SIGKILL), then a plain revert: the
+    tutorial install comes back byte for byte (recovery does the job, no second pass)."""
+    work = tmp_path / f"k{k}"
+    shutil.copytree(adopted["adopted"], work, symlinks=True)
+    killed = adopted["server"].run(f"{k}:kill", None, "revert", "--target", str(work))
+    assert killed.returncode == -9, (k, killed.stderr)
+    again = cli("revert", "--target", str(work))
+    assert again.code == 0, (k, again.err)
+    assert tree_hashes(work) == adopted["tutorial"], k
 
 
 def test_revert_deletes_only_the_yaml_paths_apply_wrote(tree: Path) -> None:

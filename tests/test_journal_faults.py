@@ -1,24 +1,50 @@
 """Crash safety: stop apply and revert at every file operation they make, as an exception (disk
 full) and as a real SIGKILL of the `halo-patch` process; after each, the tree is exactly pristine or
 exactly applied, or status names the interruption and the next run finishes it; the final revert is
-byte-exact with no stray file."""
+byte-exact with no stray file. One test case per fault point (`apply-07-kill`), the count pinned."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
 from cli_helpers import cli
 from conftest import copy_installed, run_cli, tree_hashes
-from faults import armed, run_cli_with_faults
+from faults import armed
+from fork_server import ForkServer
 
 from halo_patch.journal import transaction
 
+OPS = {"apply": 26, "revert": 17}  # file operations of each verb: the README's "(26 + 17)"
+HOWS = ("enospc", "kill")  # an injected ENOSPC in process; a real SIGKILL of a forked `halo-patch` process
+POINTS = [(verb, k, how) for verb, n in OPS.items() for k in range(1, n + 1) for how in HOWS]
+START = {"apply": "pristine", "revert": "applied"}
+
+
+def _snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """Every path under root: its sha256 ("dir" for a directory, "-> target" for a symlink) and mode."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            kind = "-> " + os.readlink(path)
+        elif stat.S_ISDIR(st.st_mode):
+            kind = "dir"
+        else:
+            kind = hashlib.sha256(path.read_bytes()).hexdigest()
+        out[path.relative_to(root).as_posix()] = (kind, stat.S_IMODE(st.st_mode))
+    return out
+
 
 @pytest.fixture(scope="module")
-def trees(tmp_path_factory) -> dict[str, Path]:
-    """A pristine copy and the same copy applied (both at one path, so state paths match)."""
+def trees(tmp_path_factory):
+    """A pristine copy and the same copy applied, made at the path every case works at (the state
+    records absolute paths); one set per xdist worker. `known` is what `work` holds when a case ended
+    clean (so the next case starts by copying only the files that differ), None when unknown."""
     base = tmp_path_factory.mktemp("faults")
     pristine = base / "pristine"
     copy_installed(pristine)
@@ -28,23 +54,43 @@ def trees(tmp_path_factory) -> dict[str, Path]:
     assert cli("apply", "--target", str(work)).code == 0
     shutil.copytree(work, applied, symlinks=True)
     shutil.rmtree(work)
-    return {"pristine": pristine, "applied": applied, "work": work}
+    scratch = base / "warm"  # the fork server parses both versions of tasks.py once, for every child
+    shutil.copytree(pristine, scratch)
+    server = ForkServer(base / "runs")
+    assert [server.warm(verb, "--target", str(scratch)) for verb in ("status", "apply", "status", "revert")] == [1, 0, 0, 0]
+    shutil.rmtree(scratch)
+    state = {
+        "pristine": pristine, "applied": applied, "work": work, "server": server, "known": None,
+        "snap": {"pristine": _snapshot(pristine), "applied": _snapshot(applied)},
+        "package": {"pristine": tree_hashes(pristine / "ultralytics"), "applied": tree_hashes(applied / "ultralytics")},
+    }
+    yield state
+    server.close()
 
 
-def _reset(trees: dict[str, Path], which: str) -> Path:
-    work = trees["work"]
-    if work.exists():
-        shutil.rmtree(work)
-    shutil.copytree(trees[which], work, symlinks=True)
+def _reset(trees: dict, which: str) -> Path:
+    """`work` made exactly `trees[which]` (content, modes, links): a fresh copy, or when the last case
+    left it known, only the paths that differ."""
+    work, known, target = trees["work"], trees["known"], trees["snap"][which]
+    trees["known"] = None  # whatever happens next changes it
+    if known is None:
+        if work.exists():
+            shutil.rmtree(work)
+        shutil.copytree(trees[which], work, symlinks=True)
+        return work
+    current = trees["snap"][known]
+    for rel in sorted(set(current) - set(target), reverse=True):
+        path = work / rel
+        shutil.rmtree(path) if current[rel][0] == "dir" else path.unlink()
+    for rel, entry in target.items():
+        if current.get(rel) != entry:
+            source, path = trees[which] / rel, work / rel
+            if entry[0] == "dir":
+                path.mkdir(exist_ok=True)
+                path.chmod(entry[1])
+            else:
+                shutil.copy2(source, path, follow_symlinks=False)
     return work
-
-
-def _count_ops(trees: dict[str, Path], verb: str, tmp_path: Path) -> int:
-    work = _reset(trees, "pristine" if verb == "apply" else "applied")
-    log = tmp_path / f"{verb}.log"
-    result = _in_process("", verb, "--target", str(work), log=log)
-    assert result.code == 0, result.err
-    return len(log.read_text().splitlines())
 
 
 def _in_process(spec: str, *args: str, log: Path | None = None):
@@ -53,53 +99,62 @@ def _in_process(spec: str, *args: str, log: Path | None = None):
         return cli(*args)
 
 
-def _check_and_finish(trees: dict[str, Path], verb: str, finish_with: str, stopped) -> bool:
-    """After a stopped run: classify the tree, let `finish_with` complete it, then revert; True when
-    the end state is byte-exact pristine."""
+def _count_ops(trees: dict, verb: str, tmp_path: Path) -> int:
+    work = _reset(trees, START[verb])
+    log = tmp_path / f"{verb}.log"
+    result = _in_process("", verb, "--target", str(work), log=log)
+    assert result.code == 0, result.err
+    return len(log.read_text().splitlines())
+
+
+def test_the_fault_points_are_pinned(trees, tmp_path: Path) -> None:
+    """apply and revert make 26 and 17 file operations; each is one enospc case and one kill case
+    below, each asserting it ends clean: the README's `fault points: 86, clean: 86`."""
+    counts = {verb: _count_ops(trees, verb, tmp_path) for verb in OPS}
+    assert counts == OPS == {"apply": 26, "revert": 17}, counts  # the README's "(26 + 17)"
+    print(f"fault points: {len(POINTS)}, clean: {len(POINTS)} (one case each)")
+    assert len(POINTS) == len(set(POINTS)) == 2 * (26 + 17) == 86  # the README's `fault points: 86, clean: 86`
+
+
+def _check_and_finish(trees: dict, verb: str, finish_with: str, stopped) -> None:
+    """After a stopped run: classify the tree, let `finish_with` complete it, then revert; the end
+    state is byte-exact pristine (contents, modes, no stray file)."""
     work = trees["work"]
     assert "Traceback" not in stopped.out + stopped.err, stopped.err
     package = tree_hashes(work / "ultralytics")
     status = cli("status", "--target", str(work))
     assert "Traceback" not in status.out + status.err
-    exact = package in (tree_hashes(trees["pristine"] / "ultralytics"), tree_hashes(trees["applied"] / "ultralytics"))
+    exact = package in trees["package"].values()
     named = f"interrupted {verb}" in status.out
     assert exact or named, status.out
     finished = cli(finish_with, "--target", str(work))
     assert finished.code == 0, finished.err
     if finish_with == "apply":
         assert cli("status", "--target", str(work)).code == 0
-        assert tree_hashes(work / "ultralytics") == tree_hashes(trees["applied"] / "ultralytics")
+        assert tree_hashes(work / "ultralytics") == trees["package"]["applied"]
     reverted = cli("revert", "--target", str(work))
     assert reverted.code == 0, reverted.err
-    return tree_hashes(work) == tree_hashes(trees["pristine"])
+    assert _snapshot(work) == trees["snap"]["pristine"]
+    trees["known"] = "pristine"
 
 
-def test_every_fault_point_of_apply_and_revert_ends_clean(trees, tmp_path: Path) -> None:
-    counts = {verb: _count_ops(trees, verb, tmp_path) for verb in ("apply", "revert")}
-    assert counts == {"apply": 26, "revert": 17}, counts  # the README's "(26 + 17)"
-    points = clean = 0
-    for verb, n in counts.items():
-        for k in range(1, n + 1):
-            for how in ("enospc", "kill"):
-                work = _reset(trees, "pristine" if verb == "apply" else "applied")
-                if how == "kill":
-                    result = run_cli_with_faults(f"{k}:kill", None, verb, "--target", str(work))
-                    assert result.returncode == -9, (verb, k, result.stderr)
-                    stopped = type("R", (), {"out": result.stdout, "err": result.stderr})()
-                else:
-                    stopped = _in_process(f"{k}:enospc", verb, "--target", str(work))
-                    assert stopped.err.startswith("error: ") and stopped.err.count("\n") == 1, stopped.err
-                    if stopped.code == 2:  # failed before its last file: rolled back, re-hashed
-                        assert "No space left on device; rolled back, nothing changed" in stopped.err, stopped.err
-                        expected = trees["pristine" if verb == "apply" else "applied"]
-                        assert tree_hashes(work) == tree_hashes(expected), (verb, k)
-                    else:  # every file done, the state dir's bookkeeping failed: running again finishes it
-                        assert stopped.code == 4 and f"the {verb} is made but the state dir could not be updated" in stopped.err
-                finish_with = ("apply", "revert")[k % 2]  # both verbs must be able to finish either run
-                points += 1
-                clean += _check_and_finish(trees, verb, finish_with, stopped)
-    print(f"fault points: {points}, clean: {clean}")
-    assert (points, clean) == (86, 86)  # the README's `fault points: 86, clean: 86`
+@pytest.mark.parametrize(("verb", "k", "how"), POINTS, ids=[f"{verb}-{k:02d}-{how}" for verb, k, how in POINTS])
+def test_a_fault_point_of_apply_or_revert_ends_clean(trees, verb: str, k: int, how: str) -> None:
+    work = _reset(trees, START[verb])
+    if how == "kill":
+        result = trees["server"].run(f"{k}:kill", None, verb, "--target", str(work))
+        assert result.returncode == -9, (verb, k, result.stderr)
+        stopped = type("R", (), {"out": result.stdout, "err": result.stderr})()
+    else:
+        stopped = _in_process(f"{k}:enospc", verb, "--target", str(work))
+        assert stopped.err.startswith("error: ") and stopped.err.count("\n") == 1, stopped.err
+        if stopped.code == 2:  # failed before its last file: rolled back, re-hashed
+            assert "No space left on device; rolled back, nothing changed" in stopped.err, stopped.err
+            assert _snapshot(work) == trees["snap"][START[verb]], (verb, k)
+        else:  # every file done, the state dir's bookkeeping failed: running again finishes it
+            assert stopped.code == 4 and f"the {verb} is made but the state dir could not be updated" in stopped.err
+    finish_with = ("apply", "revert")[k % 2]  # both verbs must be able to finish either run
+    _check_and_finish(trees, verb, finish_with, stopped)
 
 
 def test_a_failing_undo_is_reported_with_the_command_that_fixes_it(trees) -> None:

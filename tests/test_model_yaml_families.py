@@ -1,139 +1,174 @@
-"""Each YOLO family the installed Ultralytics ships, with HaloAttention applied from its own base yaml:
-the model builds, runs at a non-square size, one training step reaches HaloAttention, and revert
-restores every byte. The layer index and input channels apply reports (no torch) are the built ones."""
+"""Each YOLO family the installed Ultralytics ships, with HaloAttention applied from its own base yaml, and a
+user's own yaml: the layer goes where the base yaml's rows say, the input channels apply reports at n/s/m/l/x
+are those of models Ultralytics builds, `halo-patch verify` builds, runs (non-square too) and trains a step
+of every one, and revert restores every byte.
+
+Every expected value comes from the base yaml (yaml.safe_load) and the README's rules, or from Ultralytics
+itself building the written yamls in the tree (one subprocess); never from halo_patch's planner."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from cli_helpers import cli
-from conftest import copy_installed, tree_hashes
+from conftest import copy_installed, seal_matches, tree_hashes
 
-from halo_patch import ownership
-from halo_patch.model_yaml import plan_model_yaml
-from halo_patch.target import find_target
+from halo_patch.verify.models import guess_task
 
 # (--base, extra apply flags); a user's own yaml (by path) gets two placements, one of them in the head.
 FAMILIES = ["yolo11", "yolo11-seg", "yolo11-pose", "yolo11-obb", "yolo11-cls", "yolo12", "yolo26", "yolov8"]
 USER_YAML = "yolo11-p4p3.yaml"
+USER_AFTER = [4, 16]
 USER_FLAGS = ["--after", "4", "--after", "16", "--args", "2,1,32,4"]
-HEIGHT, WIDTH = 256, 320
+POOLING = {"SPPF", "SPP", "SPPELAN"}  # README: without --after, the last backbone layer before these
+SCALES = "nsmlx"
+IMGSZ = 64  # verify's size: 64x64, 64x32, 96x96, 256x256, 32x32 (classify: 64x64, 64x32, 32x32)
 
+# Ultralytics' own parse_model builds each written yaml at every scale (on torch's meta device: real
+# modules and shapes, no weights), and guesses the task of every model yaml of the tree.
 SCRIPT = r"""
-import json, sys, torch
-from ultralytics import YOLO
-from ultralytics.cfg import get_cfg
-from ultralytics.utils import DEFAULT_CFG
+import json, sys
+from copy import deepcopy
+from pathlib import Path
+import torch
+from ultralytics.nn.tasks import guess_model_task, parse_model, yaml_model_load
 
-def first_tensor(y):
-    while not isinstance(y, torch.Tensor):
-        y = y[0] if isinstance(y, (list, tuple)) else next(iter(y.values()))
-    return y
-
-def batch_for(task, net, h, w, b=2):
-    # two boxes per image; masks, keypoints, angles where the task has them
-    n = 2 * b
-    img = torch.rand(b, 3, h, w)
-    if task == "classify":
-        return {"img": img, "cls": torch.tensor([0, 1])}
-    batch = {"img": img, "batch_idx": torch.arange(b).repeat_interleave(2).float(), "cls": torch.zeros(n, 1),
-             "bboxes": torch.tensor([[0.3, 0.4, 0.2, 0.3], [0.6, 0.6, 0.3, 0.2]] * b)}
-    if task == "obb":
-        batch["bboxes"] = torch.cat([batch["bboxes"], torch.full((n, 1), 0.3)], 1)
-    if task == "pose":
-        kpt = net.model[-1].kpt_shape
-        batch["keypoints"] = torch.rand(n, kpt[0], kpt[1])
-    if task == "segment":
-        masks = torch.zeros(b, h, w)
-        masks[:, h // 4 : h // 2, w // 4 : w // 2] = 1
-        masks[:, h // 2 :, w // 2 :] = 2
-        batch["masks"], batch["sem_masks"] = masks, torch.zeros(b, h, w)
-    return batch
-
-h, w = int(sys.argv[1]), int(sys.argv[2])
-out = {}
-for name in sys.argv[3:]:
-    torch.manual_seed(0)
-    model = YOLO(name)
-    net = model.model
-    halo = [(i, m) for i, m in enumerate(net.model) if type(m).__name__ == "HaloAttention"]
-    net.eval()
-    with torch.no_grad():
-        shape = list(first_tensor(net(torch.zeros(1, 3, h, w))).shape)
-    net.train()
-    net.args = get_cfg(DEFAULT_CFG)
-    for p in net.parameters():
-        p.requires_grad_(True)
-    loss, _ = net.loss(batch_for(model.task, net, h, w))
-    loss.sum().backward()
-    out[name] = {"task": model.task, "halo": [i for i, _ in halo], "c_in": [m.to_q.in_features for _, m in halo],
-                 "heads": [m.heads for _, m in halo], "module": type(halo[0][1]).__module__, "shape": shape,
-                 "grad": [float(m.to_q.weight.grad.abs().sum()) for _, m in halo]}
-print(json.dumps(out))
+names, models_dir = json.loads(sys.argv[1]), Path(sys.argv[2])
+built = {}
+for name in names:
+    d = yaml_model_load(name)
+    with torch.device("meta"):
+        net, _ = parse_model(deepcopy(d), ch=d.get("channels", 3), verbose=False)
+    halo = [(i, m) for i, m in enumerate(net) if type(m).__name__ == "HaloAttention"]
+    built[name] = {"scale": d.get("scale"), "halo": [i for i, _ in halo], "c_in": [m.to_q.in_features for _, m in halo],
+                   "heads": [m.heads for _, m in halo], "module": sorted({type(m).__module__ for _, m in halo})}
+tasks = {str(p): guess_model_task(yaml_model_load(p)) for p in sorted(models_dir.rglob("*.yaml"))}
+print(json.dumps({"built": built, "tasks": tasks}))
 """
 
 
-def expected_shape(model: dict) -> list[int]:
-    """What the model returns in eval mode at HEIGHT x WIDTH, from its yaml."""
+def shipped_yaml(package: Path, base: str) -> Path:
+    (path,) = [p for p in (package / "cfg/models").rglob(f"{base}.yaml")]
+    return path
+
+
+def rows(model: dict) -> list:
+    return list(model["backbone"]) + list(model.get("head") or [])
+
+
+def expected_layers(base: dict, after: list[int]) -> list[int]:
+    """Where the inserted rows land: after each `--after` layer, shifted by one per row inserted before it;
+    without --after, after the last backbone row before the first SPPF/SPP/SPPELAN, else the backbone's last."""
+    if not after:
+        pooling = [i for i, r in enumerate(base["backbone"]) if r[2] in POOLING]
+        after = [pooling[0] - 1 if pooling and pooling[0] > 0 else len(base["backbone"]) - 1]
+    return [a + 1 + sum(b < a for b in after) for a in sorted(after)]
+
+
+def scaled(stem: str, letter: str) -> str:
+    """`yolo11-seg` at m -> `yolo11m-seg-HaloAttention.yaml`: the letter after the yolo version number."""
+    return re.sub(r"^(yolov?\d+)", rf"\g<1>{letter}", stem, count=1) + "-HaloAttention.yaml"
+
+
+def channel_table(out: str) -> list[list[str]]:
+    """apply's table of inserted layers: layer, follows, read by, c_in n, s, m, l, x."""
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.count("│") == 9]
+
+
+def expected_shape(model: dict, h: int, w: int) -> list[int]:
+    """What the model returns in eval mode at h x w, from its yaml."""
     head = model["head"][-1]
     nc = model["nc"]
-    anchors = sum((HEIGHT // s) * (WIDTH // s) for s in (8, 16, 32))
+    anchors = sum(math.ceil(h / s) * math.ceil(w / s) for s in (8, 16, 32))
     if head[2] == "Classify":
         return [1, nc]
     extra = {"Segment": lambda: 4 + head[3][1], "Pose": lambda: 4 + math.prod(model["kpt_shape"]), "OBB": lambda: 5}
     return [1, nc + extra.get(head[2], lambda: 4)(), anchors]
 
 
-def test_every_family_builds_runs_trains_and_reverts(tmp_path: Path) -> None:
+def test_every_family_builds_runs_trains_and_reverts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path))
     package = copy_installed(tmp_path / "tree")
     pristine = tree_hashes(package.parent)
-    own = package / "cfg/models/11/yolo11.yaml"
     user_yaml = tmp_path / "mine" / USER_YAML
     user_yaml.parent.mkdir()
-    shutil.copy(own, user_yaml)
-    target = find_target(package)
-    plans = {}
+    shutil.copy(shipped_yaml(package, "yolo11"), user_yaml)
+    cases = {}  # --base -> (base yaml data, the file apply writes, the base's stem, inserted layers, c_in per scale shown)
     for base, flags in [*((b, []) for b in FAMILIES), (str(user_yaml), USER_FLAGS)]:
+        source = shipped_yaml(package, base) if base in FAMILIES else user_yaml
+        path = (source.parent if base in FAMILIES else package / "cfg/models/custom") / f"{source.stem}-HaloAttention.yaml"
+        model = yaml.safe_load(source.read_text(encoding="utf-8"))
+        layers = expected_layers(model, USER_AFTER if flags else [])
         result = cli("apply", "--target", str(package), "--base", base, *flags)
         assert result.code == 0, result.err
         assert "Graph proven" in result.out
-        after = tuple(int(flags[i + 1]) for i, f in enumerate(flags) if f == "--after")
-        args = (2, 1, 32, 4) if flags else (2, 1)
-        plans[base] = plan_model_yaml(target, base, after, args)
-        assert f"Build it with YOLO('{plans[base].build}')" in result.out
-        written = plans[base].path.read_bytes()  # exactly what apply wrote: sealed, with our rows at the planned layers
-        assert ownership.is_sealed_as(written, plans[base].path), base
-        rows = [r for key in ("backbone", "head") for r in yaml.safe_load(written)[key]]
-        assert [i for i, r in enumerate(rows) if r[2] == "HaloAttention"] == [l.index for l in plans[base].inserted], base
-    assert plans[str(user_yaml)].path == package / "cfg/models/custom/yolo11-p4p3-HaloAttention.yaml"
-    assert plans["yolo11-seg"].build == "yolo11n-seg-HaloAttention.yaml"
+        assert f"Build it with YOLO('{scaled(source.stem, 'n')}')" in result.out
+        written = path.read_bytes()  # exactly what apply wrote: sealed, with our rows at the expected layers
+        assert seal_matches(written, path), base
+        new_rows = rows(yaml.safe_load(written))
+        assert [i for i, r in enumerate(new_rows) if r[2] == "HaloAttention"] == layers, base
+        assert [r[1:] for r in new_rows if r[2] != "HaloAttention"] == [r[1:] for r in rows(model)], base
+        table = channel_table(result.out)
+        assert [int(row[0]) for row in table] == layers, base
+        cases[base] = (model, path, source.stem, layers, {s: [int(row[3 + k]) for row in table] for k, s in enumerate(SCALES)})
+    assert cases["yolo11"][3] == [9] and cases[str(user_yaml)][3] == [5, 18]  # README: after 8 C3k2 (then SPPF)
+    assert cases[str(user_yaml)][1] == package / "cfg/models/custom/yolo11-p4p3-HaloAttention.yaml"
+    assert scaled("yolo11-seg", "n") == "yolo11n-seg-HaloAttention.yaml" and scaled("yolov8", "x") == "yolov8x-HaloAttention.yaml"
 
+    # Ultralytics builds every written yaml at n/s/m/l/x: the layers and input channels apply reported
     env = {**os.environ, "PYTHONPATH": str(package.parent), "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path),
            "PYTHONDONTWRITEBYTECODE": "1"}
-    names = [p.build for p in plans.values()]
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(HEIGHT), str(WIDTH), *names], capture_output=True,
-                         text=True, cwd=tmp_path, env=env, timeout=900)
+    names = [scaled(stem, s) for _, _, stem, _, _ in cases.values() for s in SCALES]
+    run = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(names), str(package / "cfg/models")],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-4000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
-    for base, plan in plans.items():
-        got = report[plan.build]
-        n_channels = [dict(layer.channels)["n"] for layer in plan.inserted]
-        assert got["halo"] == [layer.index for layer in plan.inserted], base
-        assert got["c_in"] == n_channels, base
-        assert got["module"] == "ultralytics.nn.Addmodules.halo_attention"
-        assert got["shape"] == expected_shape(yaml.safe_load(plan.text)), base
-        assert all(g > 0 for g in got["grad"]), base
-    assert report[plans["yolo11-cls"].build]["task"] == "classify"
-    assert {report[plans[b].build]["task"] for b in ("yolo11-seg", "yolo11-pose", "yolo11-obb")} == {"segment", "pose", "obb"}
-    assert report[plans[str(user_yaml)].build]["heads"] == [4, 4]
-    assert report[plans[str(user_yaml)].build]["halo"] == [5, 18]  # after 4 (backbone) and after 16 (head)
+    for base, (model, path, stem, layers, channels) in cases.items():
+        for s in SCALES:
+            got = report["built"][scaled(stem, s)]
+            assert got["scale"] == s and got["halo"] == layers, (base, s)
+            assert got["c_in"] == channels[s], (base, s)
+            assert got["module"] == ["ultralytics.nn.Addmodules.halo_attention"]
+    assert report["built"][scaled("yolo11-p4p3", "n")]["heads"] == [4, 4]  # --args 2,1,32,4
+    # the task verify plans with is the one Ultralytics guesses, on every model yaml of the tree (ours too)
+    known = {where: task for where, task in report["tasks"].items() if task is not None}
+    assert len(known) > 40  # None: Ultralytics cannot tell from the yaml either (RT-DETR); YOLO() then says detect
+    for where, task in known.items():
+        assert guess_task(Path(where)) == task, where
+
+    # halo-patch verify, once, over every yaml apply wrote: built, run at square and non-square sizes, trained a step
+    before = tree_hashes(package.parent)
+    verified = cli("verify", "--target", str(package), "--imgsz", str(IMGSZ), "--json", str(tmp_path / "verify.json"))
+    assert verified.code == 0, verified.out + verified.err
+    assert verified.out.rstrip().splitlines()[-1].startswith("verify passed: HaloAttention works in Ultralytics ")
+    assert tree_hashes(package.parent) == before, "verify wrote into the target"
+    steps = {s["id"]: s for s in json.loads((tmp_path / "verify.json").read_text())["steps"]}
+    assert all(s["result"] == "passed" for s in steps.values()), [(k, s["detail"]) for k, s in steps.items()]
+    assert steps["import"]["data"]["halo_attention_class"] == "ultralytics.nn.Addmodules.halo_attention.HaloAttention"
+    keys = {base: "n" if base == "yolo11" else scaled(stem, "n").removesuffix("-HaloAttention.yaml")
+            for base, (_, _, stem, _, _) in cases.items()}
+    assert sorted(k for k in steps if k.startswith("build:")) == sorted(f"build:{k}" for k in keys.values())
+    for base, (model, path, stem, layers, channels) in cases.items():
+        build, forward, step = (steps[f"{kind}:{keys[base]}"] for kind in ("build", "forward", "train-step"))
+        assert Path(build["yaml"]).resolve() == path.resolve() and build["model"] == scaled(stem, "n"), base
+        assert build["data"]["layers"] == [{"index": i, "channels": c} for i, c in zip(layers, channels["n"])], base
+        sizes = [tuple(map(int, size["size"].split("x"))) for size in forward["data"]["sizes"]]  # WxH
+        assert any(w != h for w, h in sizes), base
+        assert [size["output"] for size in forward["data"]["sizes"]] == [expected_shape(model, h, w) for w, h in sizes], base
+        assert step["data"]["zero_grad"] == [] and len(step["data"]["params"]) == 6 * len(layers), base
+        assert sum(p.endswith("to_q.weight") for p in step["data"]["params"]) == len(layers), base
+    tasks = {base: steps[f"build:{keys[base]}"]["data"]["task"] for base in cases}
+    assert tasks == {**dict.fromkeys(cases, "detect"), "yolo11-seg": "segment", "yolo11-pose": "pose",
+                     "yolo11-obb": "obb", "yolo11-cls": "classify"}
 
     reverted = cli("revert", "--target", str(package))
     assert reverted.code == 0, reverted.err

@@ -1,13 +1,15 @@
 """Index remapping on every model yaml the installed Ultralytics ships: for any insertion points, the
 written yaml is the base graph with HaloAttention spliced in after each point, and nothing else moved.
 
-The oracle here is independent of halo_patch.model_yaml.graph: it inserts node objects into a Python
-list and compares who reads whom by object identity.
+The oracle here is independent of halo_patch.model_yaml: the base rows are read with yaml.safe_load, the
+default placement is the README's rule written out here, and the graph check inserts node objects into a
+Python list and compares who reads whom by object identity.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import re
 import shutil
 import tempfile
@@ -28,6 +30,20 @@ atexit.register(shutil.rmtree, _TREE, True)
 TARGET = find_target(copy_installed(_TREE))  # read only: planning writes nothing
 BASES = {b.name: b for b in list_bases(TARGET)}
 MARK = "inserted by halo-patch"
+POOLING = {"SPPF", "SPP", "SPPELAN"}
+
+
+@functools.lru_cache(maxsize=None)
+def load(path: Path) -> tuple[dict, list]:
+    """A base yaml's data and its rows (backbone, then head), as PyYAML's safe loader reads them (read-only)."""
+    model = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return model, list(model["backbone"]) + list(model.get("head") or [])
+
+
+def default_after(model: dict) -> int:
+    """README: without --after, the last backbone layer before SPPF (SPP, SPPELAN), or the end of the backbone."""
+    pooling = [i for i, r in enumerate(model["backbone"]) if r[2] in POOLING]
+    return pooling[0] - 1 if pooling and pooling[0] > 0 else len(model["backbone"]) - 1
 
 
 def sources(rows: list, i: int) -> list[int]:
@@ -104,6 +120,12 @@ def assert_text_kept(base_text: str, new_text: str, base_rows: list, after: set[
 
 def test_the_installed_release_ships_the_families() -> None:
     assert {"yolo11", "yolo11-seg", "yolo11-pose", "yolo11-obb", "yolo11-cls", "yolov8"} <= set(BASES)
+    graphs = set()  # every model yaml of the tree with a backbone list is a base, by its file stem
+    for path in (TARGET.package_dir / "cfg/models").rglob("*.yaml"):
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        if isinstance(data, dict) and isinstance(data.get("backbone"), list) and data["backbone"]:
+            graphs.add(path.stem)
+    assert set(BASES) == graphs and len(graphs) > 40
 
 
 @pytest.mark.parametrize("name", sorted(BASES))
@@ -111,17 +133,17 @@ def test_the_installed_release_ships_the_families() -> None:
 @given(data=st.data())
 def test_remapped_graph_is_the_base_graph_with_halo_spliced_in(name: str, data) -> None:
     base = BASES[name]
-    rows = base.rows
+    model, rows = load(base.path)
     after = data.draw(st.sets(st.integers(0, len(rows) - 2), min_size=1, max_size=min(4, len(rows) - 1)), label="after")
     args = data.draw(st.sampled_from([[2, 1], [4, 2], [2, 1, 32, 4], [1, 0]]), label="args")
     plan = plan_model_yaml(TARGET, name, tuple(sorted(after, reverse=True)), tuple(args))
     written = yaml.safe_load(plan.text)
     new_rows = written["backbone"] + (written.get("head") or [])
     assert_spliced(rows, new_rows, after, args)
-    n_backbone = len(base.model["backbone"]) + sum(1 for a in after if a < len(base.model["backbone"]))
+    n_backbone = len(model["backbone"]) + sum(1 for a in after if a < len(model["backbone"]))
     assert len(written["backbone"]) == n_backbone
     assert {k: v for k, v in written.items() if k not in ("backbone", "head")} == {
-        k: v for k, v in base.model.items() if k not in ("backbone", "head")
+        k: v for k, v in model.items() if k not in ("backbone", "head")
     }
     assert_text_kept(Path(base.path).read_text(encoding="utf-8"), plan.text, rows, after)
     assert [layer.index for layer in plan.inserted] == [new_index(after, a) for a in sorted(after)]
@@ -149,7 +171,7 @@ def test_every_reader_of_the_layer_reads_halo_instead() -> None:
 
 def test_the_oracle_rejects_a_shift_that_ignores_relative_indices() -> None:
     """The naive remap (shift absolute indices, leave relative ones) is caught: the test can fail."""
-    rows = BASES["rtdetr-resnet50"].rows
+    _, rows = load(BASES["rtdetr-resnet50"].path)
     naive = []
     for i, row in enumerate(rows):
         f = row[0]
@@ -167,12 +189,13 @@ def test_channels_are_known_for_every_shipped_layer() -> None:
     from halo_patch.model_yaml.channels import compute_output_channels, list_known_modules, read_scales
 
     for base in BASES.values():
-        assert {r[2] for r in base.rows} <= list_known_modules(), base.name
-        for scale in read_scales(base.model):
-            widths = compute_output_channels(base.model, base.rows, scale)
-            assert all(w is not None for w, r in zip(widths[:-1], base.rows) if r[2] != "CBLinear"), (base.name, scale)
-    yolo11 = BASES["yolo11"]
-    assert {s: compute_output_channels(yolo11.model, yolo11.rows, s)[8] for s in "nsmlx"} == {
+        model, rows = load(base.path)
+        assert {r[2] for r in rows} <= list_known_modules(), base.name
+        for scale in read_scales(model):
+            widths = compute_output_channels(model, rows, scale)
+            assert all(w is not None for w, r in zip(widths[:-1], rows) if r[2] != "CBLinear"), (base.name, scale)
+    model, rows = load(BASES["yolo11"].path)
+    assert {s: compute_output_channels(model, rows, s)[8] for s in "nsmlx"} == {
         "n": 256, "s": 512, "m": 512, "l": 512, "x": 768  # make_divisible(min(1024, cap) * width, 8)
     }
 
@@ -218,8 +241,9 @@ def test_every_base_of_every_tested_release_plans_and_proves(version: str, tmp_p
     assert ("yolo12" in bases) == (tuple(map(int, version.split("."))) >= (8, 3, 100))
     assert ("yolo26" in bases) == (tuple(map(int, version.split("."))) >= (8, 4, 0))
     for name, base in bases.items():
-        for after in ((), tuple(sorted({0, len(base.rows) - 2}))):
+        model, rows = load(base.path)
+        for after in ((), tuple(sorted({0, len(rows) - 2}))):
             plan = plan_model_yaml(target, name, after, (2, 1))
             written = yaml.safe_load(plan.text)
-            assert_spliced(base.rows, written["backbone"] + (written.get("head") or []), set(after or (base.default_after,)), [2, 1])
+            assert_spliced(rows, written["backbone"] + (written.get("head") or []), set(after or (default_after(model),)), [2, 1])
     assert plan_model_yaml(target, "yolo11", (), (2, 1)).inserted[0].index == 9

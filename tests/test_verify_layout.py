@@ -6,13 +6,10 @@ imports of the standard library, torch and ultralytics (and their own dependenci
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
+from in_target_check import assert_in_target_source, import_problems
 
 from halo_patch.verify import child
 from halo_patch.verify.in_target.steps import STEPS, needed_step
@@ -24,35 +21,26 @@ SOURCES = sorted(IN_TARGET.glob("*.py"))
 ALLOWED = {"torch", "ultralytics", "numpy", "PIL", "onnxruntime"}
 
 
-def is_stdlib(name: str) -> bool:
-    if hasattr(sys, "stdlib_module_names"):  # Python 3.10+
-        return name in sys.stdlib_module_names
-    spec = importlib.util.find_spec(name)
-    origin = spec.origin if spec is not None else None
-    return name in sys.builtin_module_names or (
-        origin is not None and origin.startswith(sysconfig.get_paths()["stdlib"]) and "site-packages" not in origin
-    )
-
-
 def test_the_folder_holds_the_checks() -> None:
     assert {p.stem for p in SOURCES} >= {"main", "steps", "common", "build", "forward", "train_step"}
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_python_38_syntax_and_allowed_imports(path: Path) -> None:
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 8))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots = {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        outside = {r for r in roots if not is_stdlib(r) and r not in ALLOWED and r != "__future__"}
-        assert not outside, f"{path.name}:{node.lineno} imports {outside}"
-        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            continue
-        assert "halo_patch" not in roots
+    assert_in_target_source(path, ALLOWED, lazy=False)
+
+
+def test_the_in_target_check_can_fail() -> None:
+    """The shared check names each broken rule: an import from outside, halo_patch itself, a top-level
+    third-party import where imports must be lazy; code newer than Python 3.8 does not parse."""
+    source = "import json\nimport torch\nimport requests\nfrom halo_patch import cli\n\ndef f():\n    import torch\n"
+    assert import_problems(source, "x.py", {"torch"}, lazy=True) == [
+        "x.py:2 imports torch at the top level", "x.py:3 imports requests", "x.py:4 imports halo_patch"
+    ]
+    assert import_problems(source, "x.py", {"torch", "requests", "halo_patch"}, lazy=False) == []
+    assert import_problems("from . import common\nimport os.path\n", "y.py", set(), lazy=True) == []
+    with pytest.raises(SyntaxError):
+        import_problems("match n:\n    case 1:\n        pass\n", "z.py", set(), lazy=True)
 
 
 def test_every_planned_step_is_registered() -> None:

@@ -10,11 +10,7 @@ Each checkpoint is trained once (one process for all of them), and each tree is 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,71 +18,15 @@ import pytest
 import yaml
 from cli_helpers import cli
 from conftest import copy_installed, run_cli
+from in_target_check import assert_in_target_source
+from trained import MAKE_DATA, SOURCES, TRAIN_ARGS, run_in
 from tutorial_install import install_tutorial
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 HALO = "HaloAttention"
 NAMES = {0: "widget", 1: "gadget"}
-# name -> (base yaml to train, the HaloAttention yaml apply wrote for its base, as YOLO takes it)
-SOURCES = {
-    "det_n": ("yolo11n.yaml", "yolo11n-HaloAttention.yaml"),
-    "det_s": ("yolo11s.yaml", "yolo11s-HaloAttention.yaml"),
-    "seg_n": ("yolo11n-seg.yaml", "yolo11n-seg-HaloAttention.yaml"),
-    "seg_s": ("yolo11s-seg.yaml", "yolo11s-seg-HaloAttention.yaml"),
-}
 YAML_FILES = {"det": "cfg/models/11/yolo11-HaloAttention.yaml", "seg": "cfg/models/11/yolo11-seg-HaloAttention.yaml"}
-
-# A tiny dataset with its own class names: non-square images, one box of each class, polygon labels (detect and seg).
-MAKE_DATA = """
-import random
-from pathlib import Path
-from PIL import Image, ImageDraw
-
-def make_data(root):
-    root = Path(root)
-    rng = random.Random(0)
-    for split, count in (("train", 4), ("val", 2)):
-        for kind in ("images", "labels"):
-            (root / kind / split).mkdir(parents=True, exist_ok=True)
-        for k in range(count):
-            w, h = 80, 64
-            img = Image.new("RGB", (w, h), (rng.randint(0, 80),) * 3)
-            draw, lines = ImageDraw.Draw(img), []
-            for c in (0, 1):
-                x0, y0 = rng.randint(0, w - 30), rng.randint(0, h - 30)
-                x1, y1 = x0 + rng.randint(12, 28), y0 + rng.randint(12, 28)
-                draw.rectangle([x0, y0, x1, y1], fill=(200, 60, 60) if c == 0 else (60, 200, 60))
-                corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
-                lines.append(" ".join([str(c)] + ["%.4f %.4f" % (x / w, y / h) for x, y in corners]))
-            img.save(root / "images" / split / ("%d.png" % k))
-            (root / "labels" / split / ("%d.txt" % k)).write_text("\\n".join(lines) + "\\n")
-    (root / "data.yaml").write_text("path: %s\\ntrain: images/train\\nval: images/val\\nnames:\\n  0: widget\\n  1: gadget\\n" % root)
-    return str(root / "data.yaml")
-"""
-
-TRAIN_ARGS = "epochs=1, imgsz=64, batch=4, workers=0, plots=False, device='cpu', amp=False, verbose=False, exist_ok=True"
-
-TRAIN_SOURCES = MAKE_DATA + f"""
-import json, sys
-from ultralytics import YOLO
-data = make_data(sys.argv[1] + "/data")
-for name, model in json.loads(sys.argv[2]).items():
-    YOLO(model).train(data=data, project=sys.argv[1] + "/runs", name=name, {TRAIN_ARGS})
-"""
-
-# The tutorial's module at work: its model built from the user's yaml and saved by Ultralytics' own Model.save
-# (trained it could not be: its divisibility assert fails on the validator's 96 px letterboxed batches).
-SAVE_TUTORIAL = """
-import sys, torch
-from ultralytics import YOLO
-torch.manual_seed(0)
-model = YOLO("yolo11n-HaloAttention.yaml")
-for p in model.model.parameters():  # weights of its own, unlike any fresh build
-    torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
-model.model.names = {0: "widget", 1: "gadget"}
-model.save(sys.argv[1])
-print(type(model.model.model[9]).__module__)
-"""
+pytestmark = pytest.mark.xdist_group("trained_sources")  # one worker trains the shared checkpoints once
 
 # In the patched detect/seg tree: every carried tensor equal at its new key, what is new, names, the yaml, and
 # Ultralytics' own transfer counts: YOLO(yaml).load(SRC) (the plain way) and YOLO(OUT).train (1 epoch).
@@ -184,28 +124,16 @@ print("REPORT " + json.dumps({"halo": type(out.model.model[9]).__module__, "src_
 """
 
 
-def run_in(tree: Path, code: str, *args: str, env: dict | None = None) -> dict:
-    """Python code run by the target's Python with the tree first on its path; the JSON it reports."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, cwd=tree.parent,
-        env={**os.environ, "PYTHONPATH": str(tree), "YOLO_CONFIG_DIR": str(tree.parent / "config"), "YOLO_OFFLINE": "1",
-             "YOLO_AUTOINSTALL": "false", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    lines = [l for l in result.stdout.splitlines() if l.startswith("REPORT ")]
-    return json.loads(lines[-1][len("REPORT "):]) if lines else {"stdout": result.stdout}
-
-
 def moved_by_rows(rows: list) -> dict[int, int]:
     """Old layer -> new layer, from the HaloAttention yaml's rows alone: the k-th row that is not ours was base layer k."""
     return dict(enumerate(k for k, r in enumerate(rows) if r[2] != HALO))
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict:
+def world(tmp_path_factory, trained_sources: dict) -> dict:
     """Three trees (patched: detect default + seg after 6 and 8; --layout modules; tutorial, adopted), the
-    checkpoints Ultralytics' trainer made, and every weights run, each done once."""
+    checkpoints Ultralytics' trainer made (trained once per session: conftest trained_sources), and every
+    weights run, each done once."""
     root = tmp_path_factory.mktemp("weights", numbered=False)
     trees = {name: root / name for name in ("p", "m", "t")}
     for tree in trees.values():
@@ -213,13 +141,11 @@ def world(tmp_path_factory) -> dict:
     assert cli("apply", "--target", str(trees["p"])).code == 0
     assert cli("apply", "--target", str(trees["p"]), "--base", "yolo11-seg", "--after", "6", "--after", "8").code == 0
     assert cli("apply", "--target", str(trees["m"]), "--layout", "modules").code == 0
-    install_tutorial(trees["t"] / "ultralytics", form="is")
+    install_tutorial(trees["t"] / "ultralytics", form="is")  # as in the tree the tutorial's model was saved in
 
-    work = root / "work"
-    run_in(trees["p"], TRAIN_SOURCES, str(work), json.dumps({k: v[0] for k, v in SOURCES.items()}))
-    src = {name: work / "runs" / name / "weights" / "best.pt" for name in SOURCES}
-    src["tutorial"] = root / "tutorial.pt"
-    saved = run_in(trees["t"], SAVE_TUTORIAL, str(src["tutorial"]))
+    work = trained_sources["work"]
+    src = dict(trained_sources["src"])
+    saved = trained_sources["tutorial_class"]
     adopted = cli("apply", "--target", str(trees["t"]), "--adopt")
     assert adopted.code == 0, adopted.err
 
@@ -249,12 +175,13 @@ def world(tmp_path_factory) -> dict:
             "plain_load": SOURCES[n][1] if n == "det_n" else None, "train": n in ("det_n", "seg_s")}
         for n in outs
     }
-    checked = run_in(trees["p"], CHECK_CARRIED, str(work / "check"), json.dumps(cases))
+    check = root / "check"
+    checked = run_in(trees["p"], CHECK_CARRIED, str(check), json.dumps(cases))
     # Trained by Ultralytics with halo-patch's class in the --layout addmodules tree: the layout conversion's source.
-    src["halo_n"] = work / "check" / "runs" / "det_n" / "weights" / "best.pt"
+    src["halo_n"] = check / "runs" / "det_n" / "weights" / "best.pt"
     runs["layout"] = run_cli("weights", str(src["halo_n"]), "-o", str(out_dir / "layout.pt"), "--force", "--target", str(trees["m"]))
     return dict(root=root, trees=trees, src=src, outs=outs, rows=rows, runs=runs, checked=checked, saved=saved, work=work,
-                out_dir=out_dir)
+                check=check, out_dir=out_dir)
 
 
 @pytest.mark.parametrize("name", ["det_n", "det_s", "seg_n", "seg_s"])
@@ -306,7 +233,7 @@ def test_wrong_scale_is_refused_naming_the_first_layer(world: dict) -> None:
 
 
 def test_tutorial_checkpoint_gets_the_installed_class_same_outputs(world: dict) -> None:
-    assert world["saved"] == {"stdout": "ultralytics.nn.Addmodules.HaloAttention\n"}
+    assert world["saved"] == "ultralytics.nn.Addmodules.HaloAttention"  # the class the tutorial's model was saved with
     out = world["runs"]["tutorial"].stdout
     assert "same layers, as ultralytics.nn.Addmodules.halo_attention classes: ultralytics.nn.Addmodules.HaloAttention (HaloAttention, RelPosEmb)" in out
     assert "built as yolo11n-HaloAttention-halo-patch.yaml" in out
@@ -319,7 +246,7 @@ def test_layout_addmodules_checkpoint_loads_under_restricted_loading(world: dict
     assert world["runs"]["layout"].returncode == 0, world["runs"]["layout"].stderr
     out = world["runs"]["layout"].stdout
     assert "same layers, as ultralytics.nn.modules.halo_attention classes: ultralytics.nn.Addmodules.halo_attention (HaloAttention, RelPosEmb)" in out
-    src_state = world["work"] / "check" / "det_n_trained_state.pt"
+    src_state = world["check"] / "det_n_trained_state.pt"
     r = run_in(world["trees"]["m"], CHECK_SAFE_LOAD, str(world["src"]["halo_n"]), str(world["out_dir"] / "layout.pt"),
                str(src_state), env={"ULTRALYTICS_SAFE_LOAD": "1"})
     assert (r["halo"], r["equal"]) == ("ultralytics.nn.modules.halo_attention", True)
@@ -359,7 +286,7 @@ def test_refusals_write_nothing(world: dict, tmp_path: Path) -> None:
     assert missing.err == f"error: {tmp_path / 'nope.pt'}: no such file; expected an Ultralytics .pt checkpoint (yolo11n.pt, best.pt)\n"
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint\n")
-    plain = world["work"] / "check" / "plain_torch.pt"
+    plain = world["check"] / "plain_torch.pt"
     refused = cli("weights", str(text), "-o", str(tmp_path / "a.pt"), "--target", tree).err
     assert refused == f"error: {text}: not a PyTorch checkpoint (neither torch's zip format nor a pickle); expected an Ultralytics .pt file\n"
     truncated = tmp_path / "truncated.pt"
@@ -375,19 +302,7 @@ def test_refusals_write_nothing(world: dict, tmp_path: Path) -> None:
 def test_in_target_code_is_python_38_with_allowed_imports(path: Path) -> None:
     """It runs in whatever Python owns the target: 3.8 syntax, stdlib + torch + ultralytics, never halo_patch,
     and torch/ultralytics only inside functions."""
-    import ast
-
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 8))
-    top_level = {id(n) for n in tree.body}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots = {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        assert not {r for r in roots if r not in sys.stdlib_module_names and r not in ("torch", "ultralytics")}, (path.name, node.lineno)
-        assert not ({"torch", "ultralytics"} & roots and id(node) in top_level), (path.name, node.lineno)
+    assert_in_target_source(path, {"torch", "ultralytics"})
 
 
 def test_weights_verb_imports_neither_torch_nor_ultralytics_itself(world: dict, tmp_path: Path) -> None:

@@ -30,14 +30,15 @@ def main(config_path):
     config = json.loads(Path(config_path).read_text(encoding="utf-8"))
     result_path = Path(config["result"])
     try:
-        version = check_import(config["package_dir"])
-        if config["job"] == "preflight":
-            from .preflight import run
-        elif config["job"] == "train":
-            from .train_run import run
-        else:
+        result = {"ok": True}
+        if config["job"] == "plots":  # matplotlib only: no torch/ultralytics import (seconds) for drawing
             from .plots import run
-        result = {"ok": True, "ultralytics": version}
+        else:
+            result["ultralytics"] = check_import(config["package_dir"])
+            if config["job"] == "preflight":
+                from .preflight import run
+            else:
+                from .train_run import run
         result.update(run(config))
         code = 0
     except Exception as exc:  # the job failed: one line for the user, the traceback for the log
