@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
+import json
 import importlib.util
 import os
 import shutil
@@ -148,13 +149,36 @@ def patched_installed(tmp_path_factory) -> Path:
     return package
 
 
+# The longest files first: each file runs whole on one worker (`--dist loadfile`), and a long file
+# started last would leave the other worker idle at the end of the run.
+LONGEST_FIRST = ("test_weights.py", "test_compare.py", "test_compare_weights.py", "test_verify_families.py",
+                 "test_model_yaml_families.py", "test_journal_faults.py", "test_verify.py")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: the others keep their order
+
+
 @pytest.fixture(scope="session")
 def trained_sources(tmp_path_factory) -> dict:
     """Checkpoints Ultralytics' trainer made (det_n, det_s, seg_n, seg_s; the tutorial's saved model), trained once
     per session in one process (tests/trained.py); test_weights and test_compare_weights share it."""
     from trained import train_sources
 
-    return train_sources(tmp_path_factory.mktemp("trained_sources", numbered=False))
+    # Under pytest-xdist every worker has its own basetemp below the run's one: the first worker to ask
+    # trains, the others wait on the lock and read what it made (the tests only read these files).
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    done = shared / "trained_sources.json"
+    with open(shared / "trained_sources.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            made = train_sources(shared / "trained_sources")
+            done.write_text(json.dumps(made, default=str), encoding="utf-8")
+    made = json.loads(done.read_text(encoding="utf-8"))
+    paths = {k: Path(v) for k, v in made.items() if k in ("tree", "work", "data")}
+    return {**made, **paths, "src": {k: Path(v) for k, v in made["src"].items()}}
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,6 @@ from halo_patch.compare import stats
 
 SEEDS, EPOCHS, IMGSZ, BATCH = 2, 2, 64, 4
 BASE, VARIANT = "yolo11n", "yolo11n-HaloAttention"
-pytestmark = pytest.mark.xdist_group("test_compare")  # one worker trains the comparison once
 T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 9: 2.2622, 29: 2.0452}  # Student t, two-sided 95 % (tables)
 
 

@@ -1,4 +1,4 @@
-"""`halo-patch compare --weights`: needs the `weights` command (issue 15); run after it is merged.
+"""`halo-patch compare --weights`: both sides start from one checkpoint.
 
 The base starts from SRC.pt (det_n of the session's checkpoints: conftest trained_sources, made by Ultralytics'
 trainer), each variant from SRC carried by `halo-patch weights` (a real subprocess).
@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 from conftest import run_cli
 from test_compare import BASE, VARIANT, compare_args, make_dataset
-
-pytestmark = pytest.mark.xdist_group("trained_sources")  # with test_weights: the checkpoints are trained once
 
 
 def test_compare_weights_starts_both_from_the_same_checkpoint(patched_installed: Path, trained_sources: dict, tmp_path: Path) -> None:

@@ -26,7 +26,6 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 HALO = "HaloAttention"
 NAMES = {0: "widget", 1: "gadget"}
 YAML_FILES = {"det": "cfg/models/11/yolo11-HaloAttention.yaml", "seg": "cfg/models/11/yolo11-seg-HaloAttention.yaml"}
-pytestmark = pytest.mark.xdist_group("trained_sources")  # one worker trains the shared checkpoints once
 
 # In the patched detect/seg tree: every carried tensor equal at its new key, what is new, names, the yaml, and
 # Ultralytics' own transfer counts: YOLO(yaml).load(SRC) (the plain way) and YOLO(OUT).train (1 epoch).
