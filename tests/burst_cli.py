@@ -33,6 +33,16 @@ PRELOAD = (
 )
 
 
+def _main(argv: list[str]) -> int:
+    """`halo-patch ARGV` in this process; its exit code, as the console script would end with it."""
+    sys.argv = ["halo-patch", *argv]
+    try:
+        main()
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
+
+
 def _child(argv: list[str], start: int, out: str, err: str) -> None:
     """In the forked child: wait for the start, run the CLI once, exit with its code. Never returns."""
     code = 3
@@ -43,12 +53,8 @@ def _child(argv: list[str], start: int, out: str, err: str) -> None:
             os.close(f)
         os.read(start, 1)  # blocks until the parent closes its end: all start together
         os.close(start)
-        sys.argv = ["halo-patch", *argv]
         try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            code = _main(argv)
         except BaseException:  # what a real process would print at exit: the test asserts there is none
             import traceback
 
@@ -97,12 +103,8 @@ def _warm(argv: list[str]) -> dict:
     saved = sys.stdout, sys.stderr, sys.argv
     with open(os.devnull, "w", encoding="utf-8") as null:
         sys.stdout = sys.stderr = null
-        sys.argv = ["halo-patch", *argv]
         try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            code = _main(argv)
         finally:
             sys.stdout, sys.stderr, sys.argv = saved
     return {"code": code}
